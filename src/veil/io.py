@@ -1,0 +1,89 @@
+"""Atomic file writes and safetensors + JSON checkpoints.
+
+Everything Veil writes goes to a temporary file in the target folder and is renamed into
+place, so a killed process never leaves a half-written output behind. Checkpoints are
+safetensors (tensors) plus JSON (config and state), never pickles.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from veil.errors import VeilError
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs should look ordinary
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise VeilError(f"file not found: {path}")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise VeilError(f"not valid JSON: {path} ({exc})") from None
+
+
+def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    """Write ``path`` (safetensors) and ``path.with_suffix('.json')`` atomically.
+
+    The JSON is written last: a checkpoint counts as complete only once it exists and
+    names the tensor file's size.
+    """
+    path = Path(path)
+    tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp))
+        size = tmp.stat().st_size
+    write_json(path.with_suffix(".json"), {**meta, "tensor_file": path.name, "tensor_bytes": size})
+
+
+def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint written by :func:`save_checkpoint`; raise VeilError if it is unusable."""
+    path = Path(path)
+    if path.suffix == ".json":
+        path = path.with_suffix(".safetensors")
+    meta_path = path.with_suffix(".json")
+    if not path.is_file():
+        raise VeilError(f"checkpoint not found: {path}")
+    if not meta_path.is_file():
+        raise VeilError(f"checkpoint has no JSON config beside it: {meta_path}")
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict) or meta.get("format") != "veil-checkpoint":
+        raise VeilError(f"not a Veil checkpoint: {meta_path}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise VeilError(f"corrupt checkpoint {path}: {exc}") from None
+    return tensors, meta

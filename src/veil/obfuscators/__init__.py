@@ -1,0 +1,7 @@
+"""Learned obfuscators. Importing this package registers every built-in architecture."""
+
+from veil.obfuscators import autoencoder  # noqa: F401  (registers)
+from veil.obfuscators.autoencoder import MobileNetAutoencoder
+from veil.obfuscators.registry import OBFUSCATORS
+
+__all__ = ["OBFUSCATORS", "MobileNetAutoencoder"]

@@ -1,0 +1,204 @@
+"""Classic privacy baselines the audit compares the learned obfuscator against
+(de-coninck-2024 4.3, Table 3), each with one ``strength`` knob.
+
+Whole-frame (no knowledge of where people are):
+
+* ``gaussian_blur``: strength = odd kernel size in pixels (paper: 9); sigma follows
+  OpenCV's rule for a kernel size. Stronger = higher.
+* ``noise``: additive Gaussian noise, strength = sigma as a fraction of the [0, 1] range
+  (paper: 0.075). Stronger = higher.
+* ``quantisation``: strength = grey levels per channel (paper: 8). Stronger = LOWER.
+* ``pixelation``: strength = downscale factor (paper: 1/3: area-downscale to a third, then
+  nearest-neighbour upscale). Stronger = LOWER.
+
+Detect-then-anonymise (the frozen detector runs on the ORIGINAL frame, boxes at its
+pseudo-label threshold):
+
+* ``detect_blur``: Gaussian blur inside person boxes, strength = kernel size (default 25).
+  Stronger = higher.
+* ``detect_mask``: mask-out of person boxes with mid-grey, strength = opacity in [0, 1]
+  (default 1: fully replaced, the paper's mask-out). Stronger = higher.
+
+Every baseline maps float (B, 3, H, W) in [0, 1] to the same shape; ``sweep`` lists
+strengths from weak to strong for privacy-utility curves.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import kornia
+import torch
+import torch.nn.functional as F
+
+from veil.registry import Registry
+
+
+class Baseline:
+    """A strength-parameterised frame transform."""
+
+    name: str = "baseline"
+    paper_strength: float = 1.0
+    stronger: str = "higher"  # which way of ``strength`` removes more information
+    sweep: tuple[float, ...] = ()
+    integer: bool = False  # strengths are rounded to whole numbers (kernel sizes, levels)
+    needs_detector: bool = False
+
+    def __init__(self, strength: float | None = None) -> None:
+        self.strength = float(self.paper_strength if strength is None else strength)
+
+    def with_strength(self, strength: float) -> Baseline:
+        """The same baseline at another strength (detector and settings shared)."""
+        clone = object.__new__(type(self))
+        clone.__dict__.update(self.__dict__)
+        clone.strength = float(strength)
+        return clone
+
+    def __call__(self, images: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
+        return self.apply(images.float(), boxes).clamp(0, 1)
+
+    def apply(self, images: torch.Tensor, boxes: Sequence[torch.Tensor] | None) -> torch.Tensor:  # noqa: ARG002
+        raise NotImplementedError
+
+    def describe(self) -> dict:
+        return {"name": self.name, "strength": self.strength, "paper_strength": self.paper_strength,
+                "stronger": self.stronger}
+
+
+BASELINES: Registry[Baseline] = Registry("baseline")
+
+
+def odd_kernel(k: float) -> int:
+    k = max(1, int(round(k)))
+    return k if k % 2 else k + 1
+
+
+def blur(images: torch.Tensor, kernel: float) -> torch.Tensor:
+    """Gaussian blur with an odd ``kernel`` size; sigma as OpenCV derives it from the size."""
+    k = odd_kernel(kernel)
+    if k == 1:
+        return images
+    sigma = 0.3 * ((k - 1) * 0.5 - 1) + 0.8
+    return kornia.filters.gaussian_blur2d(images, (k, k), (sigma, sigma), border_type="reflect")
+
+
+class GaussianBlur(Baseline):
+    name, paper_strength, stronger, integer = "gaussian_blur", 9, "higher", True
+    sweep = (3, 9, 17, 33, 65)
+
+    def apply(self, images, boxes=None):  # noqa: ARG002
+        return blur(images, self.strength)
+
+
+class Noise(Baseline):
+    name, paper_strength, stronger = "noise", 0.075, "higher"
+    sweep = (0.025, 0.075, 0.15, 0.3, 0.6)
+
+    def __init__(self, strength: float | None = None, seed: int = 0) -> None:
+        super().__init__(strength)
+        self.seed = seed
+
+    def apply(self, images, boxes=None):  # noqa: ARG002
+        # noise seeded by the frame content: reproducible, yet different per frame
+        gen = torch.Generator(device=images.device).manual_seed(self.seed + int(images.sum().item() * 1000) % 2**31)
+        noise = torch.randn(images.shape, generator=gen, device=images.device, dtype=images.dtype)
+        return images + self.strength * noise
+
+
+class Quantisation(Baseline):
+    name, paper_strength, stronger, integer = "quantisation", 8, "lower", True
+    sweep = (32, 8, 4, 3, 2)
+
+    def apply(self, images, boxes=None):  # noqa: ARG002
+        levels = max(2, int(round(self.strength)))
+        return torch.round(images * (levels - 1)) / (levels - 1)
+
+
+class Pixelation(Baseline):
+    name, paper_strength, stronger = "pixelation", 1 / 3, "lower"
+    sweep = (1 / 2, 1 / 3, 1 / 6, 1 / 12, 1 / 24)
+
+    def apply(self, images, boxes=None):  # noqa: ARG002
+        h, w = images.shape[-2:]
+        f = min(max(self.strength, 1e-3), 1.0)
+        small = F.interpolate(images, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
+        return F.interpolate(small, size=(h, w), mode="nearest")
+
+
+class DetectThenAnonymise(Baseline):
+    """Anonymise the detector's person boxes of the original frame (``boxes`` may be passed
+    in when they are already known, e.g. the dataset's pseudo-labels of the same detector)."""
+
+    needs_detector = True
+
+    def __init__(self, detector=None, strength: float | None = None, conf: float | None = None) -> None:
+        super().__init__(strength)
+        self.detector = detector
+        self.conf = conf
+
+    def person_boxes(self, images: torch.Tensor, boxes: Sequence[torch.Tensor] | None) -> list[torch.Tensor]:
+        if boxes is not None:
+            return [b.reshape(-1, 4) for b in boxes]
+        if self.detector is None:
+            raise ValueError(f"{self.name} needs a detector or precomputed boxes")
+        conf = self.detector.pseudo_label_threshold if self.conf is None else self.conf
+        with torch.no_grad():
+            return [d.boxes for d in self.detector.detect(images, conf=conf)]
+
+    def box_mask(self, images: torch.Tensor, boxes: Sequence[torch.Tensor] | None) -> torch.Tensor:
+        """(B, 1, H, W) float mask, 1 inside any person box."""
+        b, _, h, w = images.shape
+        mask = torch.zeros(b, 1, h, w, device=images.device)
+        for i, bx in enumerate(self.person_boxes(images, boxes)):
+            for x1, y1, x2, y2 in bx.tolist():
+                mask[i, :, max(0, math.floor(y1)) : math.ceil(y2), max(0, math.floor(x1)) : math.ceil(x2)] = 1
+        return mask
+
+
+class DetectBlur(DetectThenAnonymise):
+    name, paper_strength, stronger, integer = "detect_blur", 25, "higher", True
+    sweep = (9, 25, 51, 101)
+
+    def apply(self, images, boxes=None):
+        mask = self.box_mask(images, boxes)
+        return images * (1 - mask) + blur(images, self.strength) * mask
+
+
+class DetectMask(DetectThenAnonymise):
+    name, paper_strength, stronger = "detect_mask", 1.0, "higher"
+    sweep = (0.25, 0.5, 0.75, 1.0)
+
+    def apply(self, images, boxes=None):
+        alpha = min(max(self.strength, 0.0), 1.0) * self.box_mask(images, boxes)
+        return images * (1 - alpha) + 0.5 * alpha
+
+
+@BASELINES.register("gaussian_blur")
+def gaussian_blur(strength: float | None = None) -> GaussianBlur:
+    return GaussianBlur(strength)
+
+
+@BASELINES.register("noise")
+def noise(strength: float | None = None, seed: int = 0) -> Noise:
+    return Noise(strength, seed)
+
+
+@BASELINES.register("quantisation")
+def quantisation(strength: float | None = None) -> Quantisation:
+    return Quantisation(strength)
+
+
+@BASELINES.register("pixelation")
+def pixelation(strength: float | None = None) -> Pixelation:
+    return Pixelation(strength)
+
+
+@BASELINES.register("detect_blur")
+def detect_blur(detector=None, strength: float | None = None, conf: float | None = None) -> DetectBlur:
+    return DetectBlur(detector, strength, conf)
+
+
+@BASELINES.register("detect_mask")
+def detect_mask(detector=None, strength: float | None = None, conf: float | None = None) -> DetectMask:
+    return DetectMask(detector, strength, conf)

@@ -1,0 +1,43 @@
+"""A tiny name -> factory registry, one per pluggable family (as timm registers models).
+
+Adding a detector, obfuscator, attacker or baseline is one file: define the factory and
+decorate it with ``@REGISTRY.register("name")``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+from veil.errors import VeilError
+
+T = TypeVar("T")
+
+
+class Registry(Generic[T]):
+    """Maps names to factories that build a ``T``."""
+
+    def __init__(self, family: str) -> None:
+        self.family = family
+        self._factories: dict[str, Callable[..., T]] = {}
+
+    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            if name in self._factories:
+                raise ValueError(f"{self.family} {name!r} is registered twice")
+            self._factories[name] = factory
+            return factory
+
+        return decorator
+
+    def build(self, name: str, **kwargs) -> T:
+        if name not in self._factories:
+            known = ", ".join(sorted(self._factories)) or "none"
+            raise VeilError(f"unknown {self.family} {name!r} (known: {known})")
+        return self._factories[name](**kwargs)
+
+    def names(self) -> list[str]:
+        return sorted(self._factories)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._factories

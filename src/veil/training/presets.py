@@ -1,0 +1,32 @@
+"""Named training presets: the paper's schedule, and one that fits a 2-core CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from veil.errors import VeilError
+from veil.io import read_json
+from veil.training.config import TrainConfig
+
+PRESETS: dict[str, dict] = {
+    # de-coninck-2024: 30 epochs over whole frames, lr 1e-3 / 10 halfway, AdamW wd 1e-6, AMP.
+    "paper": {"epochs": 30, "batch_size": 8, "crop": None, "steps_per_epoch": None},
+    # 2 CPU cores: full-scale 320 px random crops (the detector sees people at their real size,
+    # the obfuscator is fully convolutional), a few hundred steps in total.
+    "cpu": {"epochs": 10, "batch_size": 4, "crop": 320, "steps_per_epoch": 25, "val_every": 2},
+    # Seconds, not minutes: for tests and smoke runs.
+    "smoke": {"epochs": 2, "batch_size": 2, "crop": 160, "steps_per_epoch": 2, "val_every": 0},
+}
+
+
+def make_config(preset: str, dataset: str | Path | None = None, **overrides) -> TrainConfig:
+    """A TrainConfig from ``preset``; ``None`` overrides are ignored; the detector defaults to the dataset's."""
+    if preset not in PRESETS:
+        raise VeilError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    values = dict(PRESETS[preset])
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    if "detector" not in values and dataset is not None:
+        manifest = read_json(Path(dataset) / "manifest.json")
+        values["detector"] = manifest["detector"]["name"]
+        values.setdefault("detector_weights", manifest["detector"].get("weights"))
+    return TrainConfig(**values)

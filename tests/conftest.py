@@ -1,0 +1,53 @@
+"""Shared fixtures: real footage (vtest), the real YOLOv8s detector, and a small real dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def veil_cache(tmp_path_factory) -> Path:
+    """Keep the user's cache untouched unless VEIL_CACHE is set (vtest is fetched once per run)."""
+    if "VEIL_CACHE" not in os.environ:
+        os.environ["VEIL_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    return Path(os.environ["VEIL_CACHE"])
+
+
+@pytest.fixture(scope="session")
+def vtest(veil_cache) -> Path:
+    from veil.data.sources import vtest_path
+
+    return vtest_path()
+
+
+@pytest.fixture(scope="session")
+def yolo():
+    from veil.detectors import DETECTORS
+
+    return DETECTORS.build("yolo")
+
+
+@pytest.fixture(scope="session")
+def vtest_clip(vtest, tmp_path_factory) -> Path:
+    """The first 30 seconds of vtest, re-encoded: a short real clip for fast tests."""
+    from veil.data.video import read_video, write_video
+
+    path = tmp_path_factory.mktemp("clip") / "vtest30.avi"
+    frames = (f.image for f in read_video(vtest) if f.index < 300)
+    write_video(path, frames, fps=10.0)
+    return path
+
+
+@pytest.fixture(scope="session")
+def dataset(vtest_clip, yolo, tmp_path_factory) -> Path:
+    """A real prepared dataset: 30 s of vtest at 2 fps, 640x480, YOLO pseudo-labels (48/6/6 frames)."""
+    from veil.data.dataset import PrepareConfig, prepare_dataset
+
+    out = tmp_path_factory.mktemp("ds") / "vtest30"
+    return prepare_dataset(str(vtest_clip), out, yolo, PrepareConfig(fps=2.0, size=(640, 480)))

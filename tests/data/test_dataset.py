@@ -1,0 +1,42 @@
+import json
+
+import pytest
+
+from veil.data.dataset import FrameDataset, prepare_dataset, split_ranges
+from veil.errors import VeilError
+
+
+def test_split_ranges_are_contiguous_and_cover_everything():
+    r = split_ranges(60, (0.8, 0.1, 0.1))
+    assert (r["train"], r["val"], r["test"]) == (range(0, 48), range(48, 54), range(54, 60))
+    with pytest.raises(VeilError):
+        split_ranges(10, (0.5, 0.5, 0.5))
+
+
+def test_prepared_dataset_has_time_splits_labels_and_manifest(dataset, vtest_clip):
+    manifest = json.loads((dataset / "manifest.json").read_text())
+    labels = json.loads((dataset / "labels.json").read_text())
+    assert manifest["format"] == "veil-dataset"
+    assert manifest["source"]["sha256"][vtest_clip.name]
+    assert manifest["detector"]["name"] == "yolo" and manifest["detector"]["pseudo_label_threshold"] == 0.25
+    assert {k: len(v) for k, v in manifest["splits"].items()} == {"train": 48, "val": 6, "test": 6}
+    times = {r["name"]: r["time"] for r in manifest["frames"]}
+    train_end = max(times[n] for n in manifest["splits"]["train"])
+    val = [times[n] for n in manifest["splits"]["val"]]
+    test_start = min(times[n] for n in manifest["splits"]["test"])
+    assert train_end < min(val) and max(val) < test_start  # no frame inside another split's range
+    scores = [s for v in labels.values() for s in v["scores"]]
+    assert len(scores) > 100 and min(scores) >= 0.25  # real pedestrians, at or above the threshold
+    ds = FrameDataset(dataset, "test")
+    assert ds.images.shape == (6, 3, 480, 640)
+
+
+def test_existing_output_is_not_overwritten(dataset, yolo):
+    with pytest.raises(VeilError, match="already exists"):
+        prepare_dataset("unused", dataset, yolo)
+
+
+def test_missing_source(tmp_path, yolo):
+    with pytest.raises(VeilError, match="not found"):
+        prepare_dataset(str(tmp_path / "missing.mp4"), tmp_path / "out", yolo)
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,27 @@
+import pytest
+import torch
+
+from veil.data.dataset import FrameDataset
+from veil.evaluation.utility import detection_ap, evaluate_utility, image_similarity
+
+
+class Identity(torch.nn.Module):
+    def forward(self, x):
+        return x
+
+
+def test_identity_obfuscator_keeps_full_utility_and_similarity(dataset, yolo):
+    test = FrameDataset(dataset, "test")
+    result = evaluate_utility(yolo, test, Identity(), Identity())
+    assert result["person_ap"]["original"] == pytest.approx(1.0, abs=0.02)
+    assert result["relative_ap"]["obfuscated"] == pytest.approx(1.0)
+    assert result["similarity_to_original"]["obfuscated"]["ssim"] == pytest.approx(1.0, abs=1e-4)
+    assert result["similarity_to_original"]["reconstructed"]["psnr"] > 60
+
+
+def test_destroying_the_image_destroys_utility(dataset, yolo):
+    test = FrameDataset(dataset, "test")
+    gray = detection_ap(yolo, test, lambda x: torch.full_like(x, 0.5))
+    assert gray < 0.05
+    sim = image_similarity(test, lambda x: torch.full_like(x, 0.5))
+    assert sim["ssim"] < 0.2
