@@ -173,11 +173,15 @@ def main() -> None:
     try:
         app()
     except VeilError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        sys.exit(2)
+        _fail(str(exc))
     except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
-        console.print(f"[red]error:[/red] {exc.strerror}: {exc.filename}", highlight=False)
-        sys.exit(2)
+        _fail(f"{exc.strerror}: {exc.filename}")
+
+
+def _fail(message: str) -> None:
+    # Plain write, not rich: one unwrapped line whatever the terminal width.
+    sys.stderr.write(f"error: {' '.join(message.split())}\n")
+    sys.exit(2)
 
 
 if __name__ == "__main__":

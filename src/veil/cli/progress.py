@@ -13,16 +13,28 @@ console = Console(stderr=True)
 
 @contextlib.contextmanager
 def bar(description: str, total: int | None = None) -> Iterator:
-    """A progress bar; yields ``update(done, total=None, **fields)``."""
-    with Progress(
+    """A progress bar; yields ``update(done, total=None, info="")``.
+
+    The bar appears at the first update and vanishes if the block fails, so a bad input
+    still ends in exactly one error line.
+    """
+    progress = Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-        console=console, transient=False,
-    ) as progress:
-        task = progress.add_task(description, total=total, info="")
+        TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=console,
+    )
+    task = progress.add_task(description, total=total, info="", start=False)
 
-        def update(done: int, total: int | None = None, info: str = "") -> None:
-            progress.update(task, completed=done, total=total if total is not None else progress.tasks[0].total,
-                            info=info)
+    def update(done: int, new_total: int | None = None, info: str = "") -> None:
+        if not progress.live.is_started:
+            progress.start()
+            progress.start_task(task)
+        progress.update(task, completed=done, total=new_total if new_total is not None else total, info=info)
 
+    try:
         yield update
+    except BaseException:
+        progress.remove_task(task)
+        raise
+    finally:
+        if progress.live.is_started:
+            progress.stop()

@@ -26,8 +26,9 @@ class TrackerConfig:
     frame_rate: float = 5.0
     lost_track_buffer: int = 45  # in 30 fps frames (trackers' convention): 1.5 s
     minimum_iou_threshold: float = 0.1  # low: at 5 fps consecutive boxes overlap little
-    track_activation_threshold: float = 0.5
-    high_conf_det_threshold: float = 0.5  # every pseudo-label (score >= 0.5) is "high"
+    # every pseudo-label already passed the detector's pseudo-label threshold: all are "high"
+    track_activation_threshold: float = 0.0
+    high_conf_det_threshold: float = 0.0
     minimum_consecutive_frames: int = 1  # pseudo-labels are already confident: no warm-up
 
 

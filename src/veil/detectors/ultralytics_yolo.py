@@ -56,11 +56,14 @@ class UltralyticsDetector(FrozenDetector):
     def detect(self, images: torch.Tensor, conf: float = 0.001) -> list[Detections]:
         from ultralytics.utils.nms import non_max_suppression
 
+        h, w = images.shape[-2:]
         with torch.no_grad():
             pred = self.model(self._pad(images))[0]
         # Both classes are people: class-agnostic NMS, so one person never counts twice.
         out = non_max_suppression(pred, conf_thres=conf, iou_thres=self.nms_iou, agnostic=True, max_det=300)
-        return [Detections(d[:, :4], d[:, 4], d[:, 5].long()) for d in out]
+        # Boxes may reach into the stride padding or past the border: clip them to the image.
+        limit = torch.tensor([w, h, w, h], dtype=pred.dtype, device=pred.device)
+        return [Detections(d[:, :4].clamp(min=0).minimum(limit), d[:, 4], d[:, 5].long()) for d in out]
 
     def loss(self, images: torch.Tensor, targets: list[Target]) -> torch.Tensor:
         padded = self._pad(images)

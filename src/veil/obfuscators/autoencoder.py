@@ -69,8 +69,8 @@ class MobileNetAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        # Unconditional (a zero pad is free) so an exported graph pads any input size correctly.
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return self.decoder(self.encoder(x))[..., :h, :w]
 
 

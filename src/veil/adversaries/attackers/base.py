@@ -139,6 +139,30 @@ class TorchAttacker(Attacker):
                 loss.backward()
                 opt.step()
                 sched.step()
+        self._recalibrate_batchnorm(xt)
+
+    @torch.no_grad()
+    def _recalibrate_batchnorm(self, xt: torch.Tensor) -> None:
+        """Re-estimate BatchNorm statistics of the final weights over the training crops.
+
+        Short CPU budgets leave running statistics stale (torchvision's MobileNetV3 and the
+        TF-ported EfficientNet use momentum 0.01), which alone can push eval-mode predictions
+        to chance; one forward pass with a cumulative average fixes that exactly.
+        """
+        bns = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        if not bns:
+            return
+        saved = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+        self.net.train()
+        for start in range(0, len(xt), self.batch_size * 2):
+            chunk = xt[start : start + self.batch_size * 2]
+            if len(chunk) > 1:
+                self.net(self._tensor(chunk.numpy()))
+        for m, mom in zip(bns, saved):
+            m.momentum = mom
 
     @torch.no_grad()
     def _predict(self, x: np.ndarray) -> np.ndarray:

@@ -54,7 +54,7 @@ class _Constant:
 class HogLinearAttacker(Attacker):
     name = "hog_linear"
 
-    def __init__(self, C: float = 0.1, max_iter: int = 300, seed: int = 0, **_unused) -> None:  # noqa: N803
+    def __init__(self, C: float = 0.1, max_iter: int = 300, seed: int = 0, **_unused) -> None:
         # **_unused: accepts the neural attackers' training options (epochs, ...) and ignores them
         super().__init__()
         self.C, self.max_iter, self.seed = C, max_iter, seed

@@ -10,14 +10,15 @@ from veil.adversaries.registry import ATTACKERS
 
 
 class SmallCNN(nn.Module):
-    """Four conv-BN-ReLU stages with max pooling, global average pooling, linear head."""
+    """Four conv-BN-ReLU stages (stride-2 downsampling), global average pooling, linear head."""
 
-    def __init__(self, num_outputs: int, channels: tuple[int, ...] = (32, 64, 96, 128)) -> None:
+    def __init__(self, num_outputs: int, channels: tuple[int, ...] = (32, 64, 128, 128)) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         c_in = 3
         for c in channels:
-            layers += [Conv2dNormActivation(c_in, c, 3), Conv2dNormActivation(c, c, 3), nn.MaxPool2d(2)]
+            # the first stage runs at full resolution: one conv there keeps CPU training cheap
+            layers += [Conv2dNormActivation(c_in, c, 3, stride=2), Conv2dNormActivation(c, c, 3)]
             c_in = c
         self.features = nn.Sequential(*layers)
         self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Dropout(0.2), nn.Linear(c_in, num_outputs))

@@ -1,0 +1,87 @@
+"""Classic baselines: paper strengths, and a monotone effect of strength on a real frame."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from torchmetrics.functional.image import structural_similarity_index_measure as ssim
+
+from veil.obfuscators.baselines import BASELINES
+
+EXPECTED = {"gaussian_blur", "noise", "quantisation", "pixelation", "detect_blur", "detect_mask"}
+
+
+@pytest.fixture(scope="module")
+def frame():
+    """One real vtest test frame (1, 3, 480, 640) in [0, 1] and its pseudo-label boxes."""
+    from veil.data.dataset import FrameDataset
+
+    path = Path(os.environ.get("VEIL_TEST_DATASET", "/tmp/exp/ds"))
+    if not (path / "manifest.json").is_file():
+        pytest.fail(f"prepared vtest dataset not found at {path} (set VEIL_TEST_DATASET)")
+    images, targets = FrameDataset(path, "test").batch([0])
+    assert len(targets[0].boxes) > 0
+    return images, [targets[0].boxes]
+
+
+def test_registry_holds_every_baseline_at_paper_strength():
+    assert EXPECTED <= set(BASELINES.names())
+    assert BASELINES.build("gaussian_blur").strength == 9
+    assert BASELINES.build("noise").strength == 0.075
+    assert BASELINES.build("quantisation").strength == 8
+    assert BASELINES.build("pixelation").strength == pytest.approx(1 / 3)
+    for name in EXPECTED:
+        assert BASELINES.build(name).stronger in ("higher", "lower")
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_stronger_means_less_like_the_original(name, frame):
+    images, boxes = frame
+    baseline = BASELINES.build(name)
+    strengths = baseline.sweep
+    ordered = sorted(strengths, reverse=baseline.stronger == "lower")
+    assert list(strengths) == ordered, "sweep must run from weak to strong"
+    scores = []
+    for s in strengths:
+        out = baseline.with_strength(s)(images, boxes)
+        assert out.shape == images.shape and out.min() >= 0 and out.max() <= 1
+        scores.append(float(ssim(out, images, data_range=1.0)))
+    assert all(a > b for a, b in zip(scores, scores[1:])), f"SSIM not decreasing with strength: {scores}"
+
+
+def test_detect_then_anonymise_runs_the_detector_on_the_original(frame):
+    images, boxes = frame
+
+    class FakeDetector:
+        pseudo_label_threshold = 0.5
+
+        def __init__(self):
+            self.calls = 0
+
+        def detect(self, x, conf):
+            from veil.detectors import Detections
+
+            self.calls += 1
+            assert conf == 0.5
+            return [Detections(boxes[0], torch.ones(len(boxes[0])), torch.zeros(len(boxes[0])))] * len(x)
+
+    det = FakeDetector()
+    masked = BASELINES.build("detect_mask", detector=det)(images)
+    assert det.calls == 1
+    assert torch.allclose(masked, BASELINES.build("detect_mask")(images, boxes))
+    x1, y1, x2, y2 = (int(v) for v in boxes[0][0].tolist())
+    assert torch.allclose(masked[0, :, y1 + 1 : y2 - 1, x1 + 1 : x2 - 1], torch.tensor(0.5))
+    # outside every box the frame is untouched
+    outside = torch.ones(images.shape[-2:], dtype=torch.bool)
+    for bx in boxes[0].tolist():
+        outside[int(bx[1]) : int(bx[3]) + 2, int(bx[0]) : int(bx[2]) + 2] = False
+    assert torch.equal(masked[0][:, outside], images[0][:, outside])
+
+
+def test_noise_is_reproducible():
+    x = torch.rand(1, 3, 32, 32)
+    noise = BASELINES.build("noise")
+    assert torch.equal(noise(x), noise(x))
