@@ -6,9 +6,6 @@ import os
 from pathlib import Path
 
 import pytest
-import torch
-
-torch.set_num_threads(max(1, os.cpu_count() or 1))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -46,8 +43,11 @@ def vtest_clip(vtest, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dataset(vtest_clip, yolo, tmp_path_factory) -> Path:
-    """A real prepared dataset: 30 s of vtest at 2 fps, 640x480, YOLO pseudo-labels (48/6/6 frames)."""
+    """A real prepared dataset: 30 s of vtest at 5 fps, 640x480, YOLO pseudo-labels.
+
+    Split 60/10/30 (90/15/45 frames) so the test split is long enough for identity tracks.
+    """
     from veil.data.dataset import PrepareConfig, prepare_dataset
 
     out = tmp_path_factory.mktemp("ds") / "vtest30"
-    return prepare_dataset(str(vtest_clip), out, yolo, PrepareConfig(fps=2.0, size=(640, 480)))
+    return prepare_dataset(str(vtest_clip), out, yolo, PrepareConfig(fps=5.0, size=(640, 480), split=(0.6, 0.1, 0.3)))

@@ -40,7 +40,8 @@ def _dataset(detector, stages: dict) -> Path:
     return path
 
 
-def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: bool = True) -> dict:
+def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: bool = True,
+             sweep: bool = False) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     begin = time.time()
@@ -76,7 +77,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     audit_summary = None
     if audit:
         start = time.time()
-        audit_summary = _audit(dataset, obfuscator, out / "audit", detector, device)
+        audit_summary = _audit(dataset, obfuscator, out / "audit", detector, device, sweep)
         stages["audit"] = round(time.time() - start, 1)
 
     metrics = {
@@ -120,12 +121,14 @@ def _write_side_by_side(path: Path, test: FrameDataset, obfuscator, deobfuscator
         cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
-def _audit(dataset: Path, obfuscator, out: Path, detector, device: str) -> dict | None:
+def _audit(dataset: Path, obfuscator, out: Path, detector, device: str, sweep: bool) -> dict | None:
     try:
         from veil.evaluation.audit import run_audit
     except ImportError as exc:
         console.print(f"skipping the audit: {exc} (install veil[audit])")
         return None
-    report = run_audit(dataset, obfuscator.cpu(), out, detector=detector, preset="fast", sweep=False)
+    report = run_audit(dataset, obfuscator.cpu(), out, detector, preset="fast", sweep=sweep,
+                       progress=lambda line: console.print(f"audit: {line}", highlight=False))
     obfuscator.to(device)
-    return {"report": str(out / "report.html"), "summary": report.get("summary")}
+    return {"report": str(out / "report.html"), "verdict": report["verdict"],
+            "stage_seconds": report.get("stage_seconds")}

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -23,17 +20,14 @@ def test_at_least_five_attackers_are_registered():
 
 
 @pytest.fixture(scope="module")
-def real_crops():
+def real_crops(dataset):
     """Crops of 3 pseudo-identities of real vtest frames, with pseudo-attributes."""
     from veil.data.attributes import pseudo_attributes
     from veil.data.crops import cut_crops
     from veil.data.dataset import FrameDataset
     from veil.data.identities import build_identities
 
-    path = Path(os.environ.get("VEIL_TEST_DATASET", "/tmp/exp/ds"))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"prepared vtest dataset not found at {path} (set VEIL_TEST_DATASET)")
-    ds = FrameDataset(path, "test")
+    ds = FrameDataset(dataset, "test")
     crops = build_identities(ds, min_track=8)
     crops = crops.subset(np.isin(crops.identity, [0, 1, 2]))
     attrs = pseudo_attributes(ds.images, crops).values[:, [0, 8, 16]]  # upper_dark, lower_dark, upper_lighter

@@ -19,7 +19,7 @@ def test_prepared_dataset_has_time_splits_labels_and_manifest(dataset, vtest_cli
     assert manifest["format"] == "veil-dataset"
     assert manifest["source"]["sha256"][vtest_clip.name]
     assert manifest["detector"]["name"] == "yolo" and manifest["detector"]["pseudo_label_threshold"] == 0.25
-    assert {k: len(v) for k, v in manifest["splits"].items()} == {"train": 48, "val": 6, "test": 6}
+    assert {k: len(v) for k, v in manifest["splits"].items()} == {"train": 90, "val": 15, "test": 45}
     times = {r["name"]: r["time"] for r in manifest["frames"]}
     train_end = max(times[n] for n in manifest["splits"]["train"])
     val = [times[n] for n in manifest["splits"]["val"]]
@@ -28,7 +28,7 @@ def test_prepared_dataset_has_time_splits_labels_and_manifest(dataset, vtest_cli
     scores = [s for v in labels.values() for s in v["scores"]]
     assert len(scores) > 100 and min(scores) >= 0.25  # real pedestrians, at or above the threshold
     ds = FrameDataset(dataset, "test")
-    assert ds.images.shape == (6, 3, 480, 640)
+    assert ds.images.shape == (45, 3, 480, 640)
 
 
 def test_existing_output_is_not_overwritten(dataset, yolo):

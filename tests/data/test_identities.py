@@ -3,9 +3,6 @@ attacker-train and attacker-test crops of any identity."""
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -14,18 +11,10 @@ from veil.data.identities import build_identities, split_by_time, track_identiti
 
 
 @pytest.fixture(scope="module")
-def audit_dataset() -> Path:
-    path = Path(os.environ.get("VEIL_TEST_DATASET", "/tmp/exp/ds"))
-    if not (path / "manifest.json").is_file():
-        pytest.fail(f"prepared vtest dataset not found at {path} (set VEIL_TEST_DATASET)")
-    return path
-
-
-@pytest.fixture(scope="module")
-def test_split(audit_dataset):
+def test_split(dataset):
     from veil.data.dataset import FrameDataset
 
-    return FrameDataset(audit_dataset, "test")
+    return FrameDataset(dataset, "test")
 
 
 def test_tracks_are_long_on_vtest(test_split):

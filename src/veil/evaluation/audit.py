@@ -60,14 +60,14 @@ class AuditConfig:
     identity_split: str = "test"
     min_track: int = 8
     train_fraction: float = 0.6
-    attribute_train_frames: int | None = 48  # evenly spaced train-split frames (None: all)
-    max_attribute_train: int | None = 256
-    max_attribute_test: int | None = 256
-    ap_frames: int | None = 16  # evenly spaced test frames for person AP (None: all)
-    unet_steps: int = 150
+    attribute_train_frames: int | None = 32  # evenly spaced train-split frames (None: all)
+    max_attribute_train: int | None = 192
+    max_attribute_test: int | None = 192
+    ap_frames: int | None = 12  # evenly spaced test frames for person AP (None: all)
+    unet_steps: int = 100
     unet_crop: int = 96
-    unet_width: float = 1.0
-    sweep_points: int | None = 4  # strengths per baseline curve (None: the baseline's full sweep)
+    unet_width: float = 0.5
+    sweep_points: int | None = 3  # strengths per baseline curve (None: the baseline's full sweep)
     calibration_steps: int = 2
     ap_tolerance: float = 0.02  # "within 2 AP points"
     seed: int = 0
@@ -80,8 +80,8 @@ class AuditConfig:
 PRESETS: dict[str, AuditConfig] = {
     "fast": AuditConfig(),
     "full": AuditConfig(crop_size=(64, 128), epochs=12, attribute_train_frames=None, max_attribute_train=3000,
-                        max_attribute_test=None, ap_frames=None, unet_steps=2000, unet_crop=128, sweep_points=None,
-                        calibration_steps=4),
+                        max_attribute_test=None, ap_frames=None, unet_steps=2000, unet_crop=128, unet_width=1.0,
+                        sweep_points=None, calibration_steps=4),
 }
 
 

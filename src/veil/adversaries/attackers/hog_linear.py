@@ -8,12 +8,9 @@ standardised; classifier: scikit-learn LogisticRegression with balanced class we
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
-from skimage.color import rgb2gray, rgb2hsv
-from skimage.feature import hog
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 
 from veil.adversaries.attackers.base import Attacker
 from veil.adversaries.registry import ATTACKERS
@@ -29,6 +26,9 @@ def colour_histogram(hsv: np.ndarray) -> np.ndarray:
 
 def features(crops: np.ndarray) -> np.ndarray:
     """HOG + upper/lower colour histograms of uint8 (N, 3, h, w) crops -> (N, D)."""
+    from skimage.color import rgb2gray, rgb2hsv  # the audit extra: imported only when used
+    from skimage.feature import hog
+
     out = []
     for crop in crops:
         rgb = crop.transpose(1, 2, 0)
@@ -61,16 +61,25 @@ class HogLinearAttacker(Attacker):
         self.models: list = []
 
     def _model(self):
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter,
                                                                   class_weight="balanced", random_state=self.seed))
 
     def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
         f = features(x)
         columns = [y] if self.task == "identity" else [y[:, j].astype(int) for j in range(y.shape[1])]
+        from sklearn.exceptions import ConvergenceWarning
+
         self.models = []
-        for col in columns:
-            values = np.unique(col)
-            self.models.append(_Constant(int(values[0])) if len(values) < 2 else self._model().fit(f, col))
+        with warnings.catch_warnings():
+            # max_iter is this attacker's training budget, like the epochs of the neural ones
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for col in columns:
+                values = np.unique(col)
+                self.models.append(_Constant(int(values[0])) if len(values) < 2 else self._model().fit(f, col))
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
         f = features(x)
