@@ -40,6 +40,13 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         tmp_path.unlink(missing_ok=True)
 
 
+def remove_stale_temporaries(folder: str | os.PathLike, names: list[str]) -> None:
+    """Delete temporaries that :func:`atomic_path` left for ``names`` when a process was killed."""
+    for name in names:
+        for stale in Path(folder).glob(f".{name}.*"):
+            stale.unlink(missing_ok=True)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")

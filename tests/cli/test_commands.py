@@ -20,7 +20,8 @@ def run(dataset, tmp_path_factory):
 
 
 def test_eval_utility_writes_the_table1_figures(run, dataset, tmp_path):
-    result = veil("eval", "utility", run / "obfuscator.safetensors", dataset, "--out", tmp_path / "u.json")
+    result = veil("eval", "utility", run / "obfuscator.safetensors", dataset, "--split", "val",
+                  "--out", tmp_path / "u.json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "u.json").read_text())
     assert metrics["person_ap"]["original"] > 0.9

@@ -11,7 +11,7 @@ class Identity(torch.nn.Module):
 
 
 def test_identity_obfuscator_keeps_full_utility_and_similarity(dataset, yolo):
-    test = FrameDataset(dataset, "test")
+    test = FrameDataset(dataset, "val")
     result = evaluate_utility(yolo, test, Identity(), Identity())
     assert result["person_ap"]["original"] == pytest.approx(1.0, abs=0.02)
     assert result["relative_ap"]["obfuscated"] == pytest.approx(1.0)
@@ -20,8 +20,11 @@ def test_identity_obfuscator_keeps_full_utility_and_similarity(dataset, yolo):
 
 
 def test_destroying_the_image_destroys_utility(dataset, yolo):
-    test = FrameDataset(dataset, "test")
-    gray = detection_ap(yolo, test, lambda x: torch.full_like(x, 0.5))
-    assert gray < 0.05
-    sim = image_similarity(test, lambda x: torch.full_like(x, 0.5))
-    assert sim["ssim"] < 0.2
+    test = FrameDataset(dataset, "val")
+
+    def noise(x):
+        return torch.rand(x.shape, generator=torch.Generator().manual_seed(0))
+
+    assert detection_ap(yolo, test, noise) < 0.05
+    sim = image_similarity(test, noise)
+    assert sim["ssim"] < 0.1 and sim["psnr"] < 12

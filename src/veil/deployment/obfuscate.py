@@ -62,8 +62,11 @@ def _batched(frames: Iterator[np.ndarray], obfuscator: nn.Module, size: tuple[in
 
 
 def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Path,
-                    progress: Progress | None = None) -> int:
-    """Obfuscate ``source`` (video or image folder) into ``output``; returns the frame count."""
+                    progress: Progress | None = None, frames: range | None = None) -> int:
+    """Obfuscate ``source`` (video or image folder) into ``output``; returns the frame count.
+
+    ``frames`` limits a video to those frame indices (the demo obfuscates its test range).
+    """
     source, output = Path(source), Path(output)
     obfuscator, _, meta = load_models(checkpoint)
     size = tuple(meta.get("frame_size") or (640, 480))
@@ -73,12 +76,12 @@ def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Pa
             raise VeilError(f"no images found in {source}")
         if output.suffix.lower() in VIDEO_SUFFIXES:
             raise VeilError("an image folder obfuscates into a folder, not a video file")
-        frames = (f.image for f in read_image_folder(source))
+        images_in = (f.image for f in read_image_folder(source))
         output.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
         try:
             n = 0
-            for path, out in zip(images, _batched(frames, obfuscator, size, progress, len(images))):
+            for path, out in zip(images, _batched(images_in, obfuscator, size, progress, len(images))):
                 cv2.imwrite(str(tmp / (path.stem + ".png")), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
                 n += 1
             if output.exists():
@@ -94,7 +97,14 @@ def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Pa
     if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise VeilError(f"output of a video must be a video file (.mp4, .avi), got {output}")
     fps = video_fps(source)
-    total = int(cv2.VideoCapture(str(source)).get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    frames = (f.image for f in read_video(source))
+    capture = cv2.VideoCapture(str(source))
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    capture.release()
+    if frames is not None:
+        total = len(frames)
+    decoded = (f.image for f in read_video(source) if frames is None or f.index in frames)
     with atomic_path(output) as tmp:
-        return write_video(tmp, _batched(frames, obfuscator, size, progress, total), fps)
+        n = write_video(tmp, _batched(decoded, obfuscator, size, progress, total), fps)
+        if n == 0:
+            raise VeilError(f"no frames of {source} in the range {frames}")
+    return n

@@ -25,7 +25,7 @@ from veil.data.dataset import FrameDataset
 from veil.detectors import DETECTORS, FrozenDetector, Target
 from veil.errors import VeilError
 from veil.evaluation.utility import detection_ap
-from veil.io import atomic_path, load_checkpoint, save_checkpoint
+from veil.io import atomic_path, load_checkpoint, remove_stale_temporaries, save_checkpoint
 from veil.training.config import TrainConfig
 from veil.training.state import (
     build_models,
@@ -38,6 +38,7 @@ from veil.training.state import (
 )
 
 StepCallback = Callable[[int, int, int, dict], None]  # epoch, step, steps_per_epoch, losses
+RUN_FILES = ["last.safetensors", "last.json", "obfuscator.safetensors", "obfuscator.json", "log.csv"]
 
 
 @dataclass
@@ -233,6 +234,8 @@ class Trainer:
     def resume(self) -> bool:
         """Load ``last`` from the run folder if present; returns whether it did."""
         path = self.run_dir / "last.safetensors"
+        if self.run_dir.is_dir():
+            remove_stale_temporaries(self.run_dir, RUN_FILES)  # a kill mid-save leaves these
         if not path.is_file():
             return False
         tensors, meta = load_checkpoint(path)
