@@ -176,11 +176,12 @@ def demo(
     preset: str = typer.Option("cpu", help="'cpu' (fits the 25-minute budget on 2 cores) or 'paper'."),
     device: str = typer.Option("auto"),
     audit: bool = typer.Option(True, help="Run the fast privacy audit as well."),
+    sweep: bool = typer.Option(False, help="Audit with baseline sweeps calibrated to equal utility (slow)."),
 ) -> None:
     """Prepare vtest, train, evaluate, obfuscate (and audit): results/demo/metrics.json and more."""
     from veil.demo import run_demo
 
-    run_demo(out, preset=preset, device=_device(device), audit=audit)
+    run_demo(out, preset=preset, device=_device(device), audit=audit, sweep=sweep)
 
 
 def _device(name: str) -> str:
