@@ -51,7 +51,9 @@ def vtest_path() -> Path:
         if fetch.returncode != 0 or not debs:
             last = (fetch.stderr.strip().splitlines() or ["no output"])[-1]
             raise VeilError(f"apt-get download opencv-doc failed ({last}); try 'apt-get update' first")
-        unpack = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE)
+        # We stop reading once vtest is out; dpkg-deb then complains of a broken pipe: silence it.
+        unpack = subprocess.Popen(["dpkg-deb", "--fsys-tarfile", str(debs[0])], stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL)
         with tarfile.open(fileobj=unpack.stdout, mode="r|") as tar, atomic_path(target) as tmp_target:
             for member in tar:
                 if member.name == VTEST_MEMBER:
