@@ -7,6 +7,7 @@ appears only when complete.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -97,12 +98,16 @@ def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Pa
     if output.suffix.lower() not in VIDEO_SUFFIXES:
         raise VeilError(f"output of a video must be a video file (.mp4, .avi), got {output}")
     fps = video_fps(source)
-    capture = cv2.VideoCapture(str(source))
-    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-    capture.release()
-    if frames is not None:
+    if frames is None:
+        capture = cv2.VideoCapture(str(source))
+        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+        capture.release()
+        decoded = (f.image for f in read_video(source))
+    else:
         total = len(frames)
-    decoded = (f.image for f in read_video(source) if frames is None or f.index in frames)
+        # Stop decoding once past the range instead of reading the rest of the video.
+        in_reach = itertools.takewhile(lambda f: f.index < frames.stop, read_video(source))
+        decoded = (f.image for f in in_reach if f.index in frames)
     with atomic_path(output) as tmp:
         n = write_video(tmp, _batched(decoded, obfuscator, size, progress, total), fps)
         if n == 0:
