@@ -33,8 +33,9 @@ def main() -> None:
     detector = DETECTORS.build(spec["name"], **({"weights": spec["weights"]} if spec.get("weights") else {}))
     obfuscator = load_models(args.checkpoint)[0]
     start = time.perf_counter()
-    report_dir = Path(__file__).parent / "results" / f"audit-{args.preset}"
-    report = run_audit(args.dataset, obfuscator, report_dir, detector, preset=args.preset, sweep=args.sweep)
+    report_dir = Path(__file__).parent / "results" / f"audit-{args.preset}{'-sweep' if args.sweep else ''}"
+    report = run_audit(args.dataset, obfuscator, report_dir, detector, preset=args.preset, sweep=args.sweep,
+                       progress=lambda line: print(line, flush=True))
     result = {
         "preset": args.preset,
         "sweep": args.sweep,

@@ -51,18 +51,30 @@ def test_report_json_holds_every_figure(audit):
     report, out = audit
     on_disk = json.loads((out / "report.json").read_text())
     assert on_disk["methods"].keys() == report["methods"].keys()
-    for name in ("original", "obfuscator", "reconstruction", "gaussian_blur", "detect_mask"):
+    matched = [report["curves"][b]["calibrated"]["method"] for b in ("gaussian_blur", "detect_mask")]
+    for name in ("original", "obfuscator", "reconstruction", "gaussian_blur", "detect_mask", *matched):
         m = report["methods"][name]
         assert set(m["identity"]["per_attacker"]) == {"hog_linear", "small_cnn"}
         assert m["identity"]["worst_case"] == max(m["identity"]["per_attacker"].values())
-        assert 0 <= m["attributes"]["worst_case"]["mA"] <= 1
         assert m["relative_ap"] >= 0
+    # with a sweep, attributes are attacked at the matched strength (and on the references)
+    for name in ("original", "obfuscator", "reconstruction", *matched):
+        assert 0 <= report["methods"][name]["attributes"]["worst_case"]["mA"] <= 1
     assert report["methods"]["original"]["relative_ap"] == 1.0
     assert 0 < report["chance"]["identity_top1"] < 1 and report["chance"]["attributes"]["mA"] == 0.5
     assert report["reconstruction"]["test"]["psnr"] > 0
+    original = report["methods"]["original"]
     for name in ("gaussian_blur", "detect_mask"):
         curve = report["curves"][name]
-        assert len(curve["points"]) == 2 and "calibrated" in curve
+        anchor = curve["points"][0]  # every curve starts at the original frames
+        assert anchor["strength"] == curve["none_strength"] and anchor["relative_ap"] == 1.0
+        assert anchor["identity_worst_case"] == original["identity"]["worst_case"]
+        assert len(curve["points"]) >= 3 and len(curve["utility"]) >= 1 + len(curve["points"]) - 1
+        cal = curve["calibrated"]
+        probed = {p["strength"]: p["relative_ap"] for p in curve["utility"]}
+        # the cheap utility probe and the full evaluation agree at the calibrated strength
+        assert probed[cal["strength"]] == pytest.approx(cal["relative_ap"])
+        assert report["verdict"]["baselines"][name]["identity_worst_case"] == cal["identity_worst_case"]
     assert {"load", "labels", "identity attack", "attribute attack", "report", "total"} <= set(report["stage_seconds"])
     assert "obfuscator_beats_every_baseline" in report["verdict"]
 
@@ -83,6 +95,6 @@ def test_report_html_renders_in_headless_chromium(audit):
     assert 'id="privacy-utility"' in dom and "<svg" in dom  # the scatter, inline
     for table in ("methods-table", "chance-table", "attackers-table", "sweep-table", "times-table"):
         assert f'id="{table}"' in dom
-    assert "data:image/png;base64," in dom  # the frame grid, inline
+    assert "data:image/jpeg;base64," in dom  # the frame grid, inline
     assert "obfuscator" in dom and "gaussian_blur" in dom
     assert 'src="http' not in dom and 'href="http' not in dom  # self-contained: nothing to fetch

@@ -79,3 +79,29 @@ def test_noise_is_reproducible():
     x = torch.rand(1, 3, 32, 32)
     noise = BASELINES.build("noise")
     assert torch.equal(noise(x), noise(x))
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_none_strength_returns_8bit_frames_unchanged(name, frame):
+    """The sweep anchors every curve at the original frames; that holds only if the no-op
+    strength really is one after the 8-bit round trip the audit applies."""
+    images, boxes = frame
+    baseline = BASELINES.build(name)
+    out = baseline.with_strength(baseline.none_strength)(images, boxes)
+    assert torch.equal(out.mul(255).round().byte(), images.mul(255).round().byte())
+    weakest = baseline.with_strength(baseline.sweep[0])(images, boxes)
+    assert not torch.equal(weakest.mul(255).round().byte(), images.mul(255).round().byte())
+
+
+@pytest.mark.parametrize("name", ["gaussian_blur", "detect_blur"])
+def test_blur_strengths_snap_to_odd_kernels(name):
+    baseline = BASELINES.build(name)
+    assert [baseline.snap(s) for s in (4.0, 5.4, 6.9, 12.0)] == [5.0, 5.0, 7.0, 13.0]
+
+
+def test_noise_does_not_depend_on_batching():
+    """A utility probe on a few frames must see the noise the full evaluation sees."""
+    x = torch.rand(5, 3, 16, 16).mul(255).round().div(255)
+    noise = BASELINES.build("noise")
+    assert torch.equal(noise(x)[2:4], noise(x[2:4]))
+    assert not torch.equal(noise(x)[0] - x[0], noise(x)[1] - x[1])

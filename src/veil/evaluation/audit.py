@@ -39,13 +39,20 @@ from veil.data.crops import CropSet, all_crops, cut_crops
 from veil.data.dataset import FrameDataset
 from veil.data.identities import build_identities
 from veil.errors import VeilError
+from veil.evaluation.frames import (
+    FrameView,
+    Transform,
+    baseline_transform,
+    evenly,
+    obfuscator_transform,
+    transform_frames,
+)
 from veil.evaluation.privacy_metrics import attribute_chance, attribute_metrics, identity_chance, top1_accuracy
 from veil.evaluation.utility import detection_ap
 from veil.io import atomic_path, write_json
 from veil.obfuscators.baselines import BASELINES, Baseline
 
 log = logging.getLogger("veil.audit")
-Transform = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
 
 @dataclass
@@ -67,8 +74,8 @@ class AuditConfig:
     unet_steps: int = 100
     unet_crop: int = 96
     unet_width: float = 0.5
-    sweep_points: int | None = 3  # strengths per baseline curve (None: the baseline's full sweep)
-    calibration_steps: int = 2
+    sweep_points: int | None = 1  # identity-attacked sweep strengths per baseline, strongest first (None: all)
+    calibration_steps: int = 8  # extra utility probes to home in on the obfuscator's relative AP
     ap_tolerance: float = 0.02  # "within 2 AP points"
     seed: int = 0
     device: str = "cpu"
@@ -81,73 +88,9 @@ PRESETS: dict[str, AuditConfig] = {
     "fast": AuditConfig(),
     "full": AuditConfig(crop_size=(64, 128), epochs=12, attribute_train_frames=None, max_attribute_train=3000,
                         max_attribute_test=None, ap_frames=None, unet_steps=2000, unet_crop=128, unet_width=1.0,
-                        sweep_points=None, calibration_steps=4),
+                        sweep_points=None, calibration_steps=10),
 }
 
-
-# --------------------------------------------------------------------------- frames
-
-@dataclass
-class FrameView:
-    """A subset of a FrameDataset's frames (uint8) that ``detection_ap`` accepts."""
-
-    images: torch.Tensor
-    targets: list
-    names: list[str]
-    manifest: dict
-    root: Path
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def batch(self, indices: list[int]):
-        return self.images[indices].float().div_(255), [self.targets[i] for i in indices]
-
-    def subset(self, positions: np.ndarray) -> FrameView:
-        pos = [int(p) for p in positions]
-        return FrameView(self.images[pos], [self.targets[p] for p in pos], [self.names[p] for p in pos],
-                         self.manifest, self.root)
-
-    def with_images(self, images: torch.Tensor) -> FrameView:
-        return replace(self, images=images)
-
-    @staticmethod
-    def of(ds: FrameDataset) -> FrameView:
-        return FrameView(ds.images, ds.targets, ds.names, ds.manifest, ds.root)
-
-
-def evenly(n: int, k: int | None) -> np.ndarray:
-    """``k`` evenly spaced positions out of ``n`` (all when k is None or >= n)."""
-    if k is None or k >= n:
-        return np.arange(n)
-    return np.unique(np.linspace(0, n - 1, k).round().astype(int))
-
-
-@torch.no_grad()
-def transform_frames(transform: Transform | None, view: FrameView, batch_size: int = 8,
-                     device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 frames of ``view`` after ``transform`` (8-bit, as transmitted video would be)."""
-    if transform is None:
-        return view.images
-    out = []
-    for start in range(0, len(view), batch_size):
-        images = view.images[start : start + batch_size].float().div(255).to(device)
-        boxes = [t.boxes.to(device) for t in view.targets[start : start + batch_size]]
-        out.append(transform(images, boxes).clamp(0, 1).mul(255).round().byte().cpu())
-    return torch.cat(out) if out else view.images.clone()
-
-
-def obfuscator_transform(obfuscator: nn.Module) -> Transform:
-    obfuscator.eval()
-    return lambda x, _boxes: obfuscator(x)
-
-
-def baseline_transform(baseline: Baseline, use_pseudo_labels: bool) -> Transform:
-    """Detect-then-anonymise baselines reuse the pseudo-label boxes when they are exactly the
-    detector's boxes on the original frames; otherwise the detector runs on each frame."""
-    if baseline.needs_detector and use_pseudo_labels:
-        return lambda x, boxes: baseline(x, boxes)
-    return lambda x, _boxes: baseline(x)
 
 
 # --------------------------------------------------------------------------- attacks
@@ -264,8 +207,97 @@ def _labels(train: FrameView, test: FrameView, ident: FrameView, config: AuditCo
     return AttackData(identity, attr_train, attr_test, table_train, table_test, source)
 
 
-def _similarity(frames: torch.Tensor, original: torch.Tensor) -> dict[str, float]:
-    return reconstruction_quality(frames, original)
+class AuditRun:
+    """The state of one audit: frames, labels, the detector, and every method evaluated so far.
+
+    ``methods`` maps a method name to its entry (relative AP, similarity, identity and
+    attribute attacks); ``grid`` holds one test frame per method for the report.
+    """
+
+    def __init__(self, dataset_dir: str | Path, detector, config: AuditConfig,
+                 user_attributes_csv: str | Path | None, say: Callable[[str], None]) -> None:
+        self.config, self.detector, self.say = config, detector, say
+        self.clock = _Clock()
+        self.device = torch.device(config.device)
+        with self.clock.stage("load"):
+            say("loading frames")
+            train_ds = FrameDataset(dataset_dir, "train")
+            test_ds = FrameDataset(dataset_dir, "test")
+            if len(train_ds) == 0 or len(test_ds) == 0:
+                raise VeilError("the audit needs frames in both the train and the test split")
+            self.train = FrameView.of(train_ds).subset(evenly(len(train_ds), config.attribute_train_frames))
+            self.test = FrameView.of(test_ds)
+            self.ident = (self.test if config.identity_split == "test"
+                          else FrameView.of(FrameDataset(dataset_dir, config.identity_split)))
+            self.ap_pos = evenly(len(self.test), config.ap_frames)
+            self.ap_view = self.test.subset(self.ap_pos)
+            det_meta = train_ds.manifest.get("detector", {})
+            # detect-then-anonymise may reuse the pseudo-labels when they are this detector's boxes
+            self.same_detector = (
+                getattr(detector, "name", None) in (det_meta.get("name"), det_meta.get("id"))
+                and math.isclose(float(det_meta.get("pseudo_label_threshold", -1)),
+                                 float(getattr(detector, "pseudo_label_threshold", -2))))
+        with self.clock.stage("labels"):
+            say("tracking pseudo-identities and computing attributes on original frames")
+            self.data = _labels(self.train, self.test, self.ident, config, user_attributes_csv)
+        self.methods: dict[str, dict] = {}
+        self.grid: dict[str, torch.Tensor] = {}
+        self.grid_pos = int(self.ap_pos[len(self.ap_pos) // 2])
+        self.ap_original = self.ap(self.ap_view.images)
+        if not self.ap_original > 0:
+            raise VeilError("the detector finds no pseudo-labelled person on the original test frames (AP 0)")
+
+    def chance(self) -> dict:
+        id_test = self.data.identity.identity[self.data.identity.split == "test"]
+        by_identity = identity_chance(id_test)
+        return {"identity_top1": by_identity["majority"], "identity_uniform": by_identity["uniform"],
+                "attributes": attribute_chance(self.data.attributes_train.values, self.data.attributes_test.values)}
+
+    def ap(self, ap_frames: torch.Tensor) -> float:
+        """Person AP of the frozen detector on transformed AP frames (uint8, ``ap_view`` order)."""
+        with self.clock.stage("utility (person AP)"):
+            return detection_ap(self.detector, self.ap_view.with_images(ap_frames), None, device=self.device)
+
+    def frames(self, transform: Transform | None, stage: str = "transform frames") -> dict[str, torch.Tensor]:
+        """Transformed uint8 frames of the attribute-train, test and identity views."""
+        with self.clock.stage(stage):
+            out = {"train": transform_frames(transform, self.train, device=self.device),
+                   "test": transform_frames(transform, self.test, device=self.device)}
+            out["ident"] = (out["test"] if self.ident is self.test
+                            else transform_frames(transform, self.ident, device=self.device))
+        return out
+
+    def relative_ap(self, transform: Transform) -> float:
+        """Relative person AP under ``transform`` (transforms the AP frames only: cheap)."""
+        with self.clock.stage("transform frames"):
+            frames = transform_frames(transform, self.ap_view, device=self.device)
+        return self.ap(frames) / self.ap_original
+
+    def evaluate(self, name: str, kind: str, frames: dict[str, torch.Tensor], strength: float | None = None,
+                 attributes: bool = True, grid: bool = True) -> dict:
+        """Utility, similarity and the attacks on one method's frames; stored in ``methods``."""
+        ap = self.ap_original if name == "original" else self.ap(frames["test"][self.ap_pos])
+        entry = {"kind": kind, "strength": strength, "person_ap": ap, "relative_ap": ap / self.ap_original}
+        with self.clock.stage("similarity"):
+            entry["similarity_to_original"] = reconstruction_quality(frames["test"][self.ap_pos], self.ap_view.images)
+        with self.clock.stage("identity attack"):
+            entry["identity"] = identity_attack(frames["ident"], self.data.identity, self.config)
+        self.methods[name] = entry
+        if attributes:
+            self.attack_attributes(name, frames)
+        self.say(f"{name}: relative AP {entry['relative_ap']:.3f}, worst-case identity top-1 "
+                 f"{entry['identity']['worst_case']:.3f}"
+                 + (f", worst-case mA {entry['attributes']['worst_case']['mA']:.3f}" if attributes else ""))
+        if grid:
+            self.grid[name] = frames["test"][self.grid_pos]
+        return entry
+
+    def attack_attributes(self, name: str, frames: dict[str, torch.Tensor]) -> dict:
+        """The attribute attack on one method's frames, added to its entry."""
+        with self.clock.stage("attribute attack"):
+            result = attribute_attack(frames["train"], frames["test"], self.data, self.config)
+        self.methods[name]["attributes"] = result
+        return result
 
 
 def run_audit(
@@ -281,103 +313,35 @@ def run_audit(
 ) -> dict:
     """Run the privacy audit of ``obfuscator`` (None: original frames and baselines only) on
     the prepared dataset ``dataset_dir``; write ``report.json``, ``report.html`` and
-    ``frame_grid.png`` to ``out_dir`` and return the report dict.
+    ``frame_grid.jpg`` to ``out_dir`` and return the report dict.
 
     ``preset``: "fast" (CPU minutes) or "full", or an AuditConfig; ``overrides``: AuditConfig
     fields to change; ``sweep``: trace each baseline over strengths and calibrate it to the
     obfuscator's relative AP; ``user_attributes_csv``: attribute labels replacing the
     pseudo-attributes; ``progress``: called with one line per step.
     """
+    from veil.evaluation.sweep import sweep_baseline
+
     config = _resolve_config(preset, overrides)
-    say = progress or log.info
-    clock = _Clock()
-    out_dir = Path(out_dir)
-    device = torch.device(config.device)
     torch.manual_seed(config.seed)
+    run = AuditRun(dataset_dir, detector, config, user_attributes_csv, progress or log.info)
+    out_dir = Path(out_dir)
 
-    with clock.stage("load"):
-        say("loading frames")
-        train_ds = FrameDataset(dataset_dir, "train")
-        test_ds = FrameDataset(dataset_dir, "test")
-        if len(train_ds) == 0 or len(test_ds) == 0:
-            raise VeilError("the audit needs frames in both the train and the test split")
-        train = FrameView.of(train_ds).subset(evenly(len(train_ds), config.attribute_train_frames))
-        test = FrameView.of(test_ds)
-        ident = (test if config.identity_split == "test"
-                 else FrameView.of(FrameDataset(dataset_dir, config.identity_split)))
-        ap_pos = evenly(len(test), config.ap_frames)
-        det_meta = train_ds.manifest.get("detector", {})
-        same_detector = (getattr(detector, "name", None) in (det_meta.get("name"), det_meta.get("id"))
-                         and math.isclose(float(det_meta.get("pseudo_label_threshold", -1)),
-                                          float(getattr(detector, "pseudo_label_threshold", -2))))
-
-    with clock.stage("labels"):
-        say("tracking pseudo-identities and computing attributes on original frames")
-        data = _labels(train, test, ident, config, user_attributes_csv)
-    id_test = data.identity.identity[data.identity.split == "test"]
-    chance = {
-        "identity_top1": identity_chance(id_test)["majority"],
-        "identity_uniform": identity_chance(id_test)["uniform"],
-        "attributes": attribute_chance(data.attributes_train.values, data.attributes_test.values),
-    }
-
-    ap_cache: dict[str, float] = {}
-
-    def utility(key: str, test_frames: torch.Tensor) -> float:
-        with clock.stage("utility (person AP)"):
-            view = test.with_images(test_frames).subset(ap_pos)
-            ap_cache[key] = detection_ap(detector, view, None, device=device)
-        return ap_cache[key]
-
-    ap_original = utility("original", test.images)
-    if not ap_original > 0:
-        raise VeilError("the detector finds no pseudo-labelled person on the original test frames (AP 0)")
-
-    def evaluate(name: str, kind: str, frames: dict[str, torch.Tensor], strength: float | None = None,
-                 attributes: bool = True) -> dict:
-        ap = ap_original if name == "original" else utility(name, frames["test"])
-        entry = {"kind": kind, "strength": strength, "person_ap": ap, "relative_ap": ap / ap_original}
-        with clock.stage("similarity"):
-            entry["similarity_to_original"] = _similarity(frames["test"][ap_pos], test.images[ap_pos])
-        with clock.stage("identity attack"):
-            entry["identity"] = identity_attack(frames["ident"], data.identity, config)
-        if attributes:
-            with clock.stage("attribute attack"):
-                entry["attributes"] = attribute_attack(frames["train"], frames["test"], data, config)
-        say(f"{name}: relative AP {entry['relative_ap']:.3f}, worst-case identity top-1 "
-            f"{entry['identity']['worst_case']:.3f}"
-            + (f", worst-case mA {entry['attributes']['worst_case']['mA']:.3f}" if attributes else ""))
-        return entry
-
-    def frames_of(transform: Transform | None, stage: str) -> dict[str, torch.Tensor]:
-        with clock.stage(stage):
-            out = {"train": transform_frames(transform, train, device=device),
-                   "test": transform_frames(transform, test, device=device)}
-            out["ident"] = out["test"] if ident is test else transform_frames(transform, ident, device=device)
-        return out
-
-    methods: dict[str, dict] = {}
-    grid: dict[str, torch.Tensor] = {}
-    grid_pos = int(ap_pos[len(ap_pos) // 2])
-    original = {"train": train.images, "test": test.images, "ident": ident.images}
-    methods["original"] = evaluate("original", "reference", original)
-    grid["original"] = test.images[grid_pos]
+    run.evaluate("original", "reference", {"train": run.train.images, "test": run.test.images,
+                                           "ident": run.ident.images})
     reconstruction: dict | None = None
-
     if obfuscator is not None:
-        obfuscator = obfuscator.to(device).eval()
-        obf = frames_of(obfuscator_transform(obfuscator), "transform frames")
-        methods["obfuscator"] = evaluate("obfuscator", "obfuscator", obf)
-        grid["obfuscator"] = obf["test"][grid_pos]
-        with clock.stage("reconstruction attack (U-Net training)"):
-            say(f"training a U-Net to invert the obfuscator ({config.unet_steps} steps)")
-            unet = train_inverse(obf["train"], train.images, steps=config.unet_steps, crop=config.unet_crop,
-                                 width=config.unet_width, seed=config.seed, device=device)
+        obfuscator = obfuscator.to(run.device).eval()
+        obf = run.frames(obfuscator_transform(obfuscator))
+        run.evaluate("obfuscator", "obfuscator", obf)
+        with run.clock.stage("reconstruction attack (U-Net training)"):
+            run.say(f"training a U-Net to invert the obfuscator ({config.unet_steps} steps)")
+            unet = train_inverse(obf["train"], run.train.images, steps=config.unet_steps, crop=config.unet_crop,
+                                 width=config.unet_width, seed=config.seed, device=run.device)
             rec = {k: reconstruct(unet, v) for k, v in obf.items() if k != "ident"}
-            rec["ident"] = rec["test"] if ident is test else reconstruct(unet, obf["ident"])
-        reconstruction = {"steps": config.unet_steps, "test": reconstruction_quality(rec["test"], test.images)}
-        methods["reconstruction"] = evaluate("reconstruction", "reconstruction", rec)
-        grid["reconstruction"] = rec["test"][grid_pos]
+            rec["ident"] = rec["test"] if run.ident is run.test else reconstruct(unet, obf["ident"])
+        reconstruction = {"steps": config.unet_steps, "test": reconstruction_quality(rec["test"], run.test.images)}
+        run.evaluate("reconstruction", "reconstruction", rec)
         del obf, rec
 
     baseline_names = list(config.baselines) if config.baselines is not None else BASELINES.names()
@@ -387,20 +351,19 @@ def run_audit(
         if b.needs_detector:
             b.detector = detector
         baselines[name] = b
-        frames = frames_of(baseline_transform(b, same_detector), "transform frames")
-        methods[name] = evaluate(name, "baseline", frames, strength=b.strength)
-        grid[name] = frames["test"][grid_pos]
-        del frames
+        # with a sweep the attributes are attacked at the matched strength, the fair comparison
+        run.evaluate(name, "baseline", run.frames(baseline_transform(b, run.same_detector)), strength=b.strength,
+                     attributes=not sweep)
 
-    sweeps: dict[str, dict] = {}
+    curves: dict[str, dict] = {}
     if sweep:
-        target = methods["obfuscator"]["relative_ap"] if "obfuscator" in methods else None
-        clock.prefix = "sweep: "
+        target = run.methods["obfuscator"]["relative_ap"] if "obfuscator" in run.methods else None
+        run.clock.prefix = "sweep: "
         for name, b in baselines.items():
-            sweeps[name] = _sweep_baseline(name, b, config, target, methods, evaluate, frames_of,
-                                           same_detector, utility, ap_original, grid, grid_pos, say)
-        clock.prefix = ""
+            curves[name] = sweep_baseline(run, name, b, target)
+        run.clock.prefix = ""
 
+    data = run.data
     report = {
         "format": "veil-audit",
         "veil_version": veil.__version__,
@@ -418,98 +381,28 @@ def run_audit(
                                                      np.round(data.attributes_train.values.mean(0), 4).tolist()))},
         },
         "attackers": _attackers(config),
-        "chance": chance,
-        "person_ap_original": ap_original,
-        "methods": methods,
+        "chance": run.chance(),
+        "person_ap_original": run.ap_original,
+        "methods": run.methods,
         "reconstruction": reconstruction,
         "baselines": {n: b.describe() for n, b in baselines.items()},
-        "curves": sweeps,
+        "curves": curves,
     }
     report["verdict"] = verdict(report)
+    clock = run.clock
     with clock.stage("report"):
-        from veil.evaluation.report import frame_grid_png, render_html
+        from veil.evaluation.report import frame_grid_jpeg, render_html
 
-        png = frame_grid_png(grid)
-        with atomic_path(out_dir / "frame_grid.png") as tmp:
-            tmp.write_bytes(png)
+        grid = frame_grid_jpeg(run.grid)
+        with atomic_path(out_dir / "frame_grid.jpg") as tmp:
+            tmp.write_bytes(grid)
         report["stage_seconds"] = dict(clock.seconds)  # the HTML shows every stage before this one
         with atomic_path(out_dir / "report.html") as tmp:
-            tmp.write_text(render_html(report, png))
+            tmp.write_text(render_html(report, grid))
     report["stage_seconds"] = {**clock.seconds, "total": round(time.perf_counter() - clock.start, 2)}
     write_json(out_dir / "report.json", report)
-    say(f"report written to {out_dir / 'report.html'}")
+    run.say(f"report written to {out_dir / 'report.html'}")
     return report
-
-
-# --------------------------------------------------------------------------- sweep
-
-def _interpolate(s0: float, s1: float, t: float) -> float:
-    """Strength between s0 and s1 at fraction t, geometric when both are positive (every
-    baseline's knob acts multiplicatively: kernel size, sigma, levels, scale)."""
-    if s0 > 0 and s1 > 0:
-        return math.exp(math.log(s0) + t * (math.log(s1) - math.log(s0)))
-    return s0 + t * (s1 - s0)
-
-
-def _sweep_baseline(name, baseline, config, target, methods, evaluate, frames_of, same_detector, utility,
-                    ap_original, grid, grid_pos, say) -> dict:
-    """Trace ``baseline`` over strengths (relative AP + worst-case identity accuracy), then
-    calibrate its strength to the obfuscator's relative AP ``target``."""
-    strengths = list(baseline.sweep)
-    if config.sweep_points is not None and len(strengths) > config.sweep_points:
-        strengths = [strengths[i] for i in evenly(len(strengths), config.sweep_points)]
-    points = []
-    for s in strengths:
-        if math.isclose(s, baseline.strength):
-            m = methods[name]
-        else:
-            frames = frames_of(baseline_transform(baseline.with_strength(s), same_detector), "transform frames")
-            m = evaluate(f"{name}@{s:.4g}", "baseline", frames, strength=s, attributes=False)
-        points.append({"strength": s, "relative_ap": m["relative_ap"],
-                       "identity_worst_case": m["identity"]["worst_case"]})
-    result: dict = {"stronger": baseline.stronger, "points": points}
-    if target is None:
-        return result
-
-    probes = [(p["strength"], p["relative_ap"]) for p in points]  # weak -> strong order
-
-    def rel_ap(s: float) -> float:
-        frames = frames_of(baseline_transform(baseline.with_strength(s), same_detector), "transform frames")
-        return utility(f"{name}@{s:.4g}", frames["test"]) / ap_original
-
-    best = min(probes, key=lambda p: abs(p[1] - target))
-    bracket = next(((a, b) for a, b in zip(probes, probes[1:]) if (a[1] - target) * (b[1] - target) < 0), None)
-    for _ in range(config.calibration_steps if bracket else 0):
-        if abs(best[1] - target) <= config.ap_tolerance:
-            break
-        (s0, a0), (s1, a1) = bracket
-        s = _interpolate(s0, s1, (target - a0) / (a1 - a0))
-        if baseline.integer:
-            s = float(round(s))
-        if any(math.isclose(s, p[0]) for p in probes):
-            break
-        probe = (s, rel_ap(s))
-        probes.append(probe)
-        best = min([best, probe], key=lambda p: abs(p[1] - target))
-        bracket = (probe, bracket[1]) if (probe[1] - target) * (a1 - target) < 0 else (bracket[0], probe)
-    s_cal = best[0]
-    if math.isclose(s_cal, baseline.strength):
-        entry = methods[name]
-    else:
-        cal = baseline.with_strength(s_cal)
-        frames = frames_of(baseline_transform(cal, same_detector), "transform frames")
-        entry = evaluate(f"{name} (matched)", "baseline", frames, strength=s_cal)
-        methods[f"{name} (matched)"] = entry
-        grid[f"{name} (matched)"] = frames["test"][grid_pos]
-    result["calibrated"] = {
-        "strength": s_cal, "relative_ap": entry["relative_ap"], "target_relative_ap": target,
-        "matched": abs(entry["relative_ap"] - target) <= config.ap_tolerance,
-        "identity_worst_case": entry["identity"]["worst_case"],
-        "method": name if entry is methods[name] else f"{name} (matched)",
-        "probes": [{"strength": s, "relative_ap": a} for s, a in probes],
-    }
-    say(f"{name}: calibrated strength {s_cal:.4g} -> relative AP {entry['relative_ap']:.3f} (target {target:.3f})")
-    return result
 
 
 def verdict(report: dict) -> dict:
@@ -532,5 +425,5 @@ def verdict(report: dict) -> dict:
     out["obfuscator_relative_ap"] = methods["obfuscator"]["relative_ap"]
     out["baselines"] = compare
     out["obfuscator_beats_every_baseline"] = all(obf < c["identity_worst_case"] for c in compare.values())
+    out["every_baseline_matched"] = bool(report["sweep"]) and all(c["utility_matched"] for c in compare.values())
     return out
-

@@ -1,5 +1,5 @@
 """The audit's self-contained HTML report: tables, privacy-utility scatter (inline SVG) and an
-image grid of one frame under every method (base64 PNG), rendered with jinja2 + matplotlib."""
+image grid of one frame under every method (base64 JPEG), rendered with jinja2 + matplotlib."""
 
 from __future__ import annotations
 
@@ -16,8 +16,9 @@ import torch  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
 
-def frame_grid_png(frames: dict[str, torch.Tensor], columns: int = 4, width: float = 3.2) -> bytes:
-    """PNG of one frame under every method, titled with the method name."""
+def frame_grid_jpeg(frames: dict[str, torch.Tensor], columns: int = 4, width: float = 3.2) -> bytes:
+    """JPEG of one frame under every method, titled with the method name (JPEG: noisy and
+    obfuscated frames make a PNG grid megabytes large, and the report should stay mailable)."""
     n = max(len(frames), 1)
     cols = min(columns, n)
     rows = math.ceil(n / cols)
@@ -31,7 +32,7 @@ def frame_grid_png(frames: dict[str, torch.Tensor], columns: int = 4, width: flo
         ax.set_title(name, fontsize=9)
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=80)
+    fig.savefig(buf, format="jpeg", dpi=80, pil_kwargs={"quality": 85})
     plt.close(fig)
     return buf.getvalue()
 
@@ -145,9 +146,13 @@ Curves: baselines over strength (labels); diamonds: baselines calibrated to the 
 test PSNR {{ num(r.reconstruction.test.psnr) }} dB, SSIM {{ num(r.reconstruction.test.ssim) }}.</p>{% endif %}
 
 {% if r.curves %}<h2 id="sweep">Baseline sweeps and calibration</h2>
-<table id="sweep-table"><tr><th class="l">baseline</th><th class="l">stronger</th><th class="l">points (strength: rel. AP, identity)</th>
+<p>Utility is probed at every strength (detector only); the attackers run at the attacked points.
+Each curve starts at its no-op strength, where the frames are the originals.</p>
+<table id="sweep-table"><tr><th class="l">baseline</th><th class="l">stronger</th><th class="l">utility curve (strength: rel. AP)</th>
+<th class="l">attacked points (strength: rel. AP, identity)</th>
 <th>calibrated strength</th><th>rel. AP (target)</th><th>matched</th></tr>
 {% for name, c in r.curves.items() %}<tr><td class="l">{{ name }}</td><td class="l">{{ c.stronger }}</td>
+<td class="l">{% for p in c.utility %}{{ num(p.strength) }}: {{ pct(p.relative_ap) }}{% if not loop.last %}; {% endif %}{% endfor %}</td>
 <td class="l">{% for p in c.points %}{{ num(p.strength) }}: {{ pct(p.relative_ap) }}, {{ pct(p.identity_worst_case) }}{% if not loop.last %}; {% endif %}{% endfor %}</td>
 {% if c.calibrated %}<td>{{ num(c.calibrated.strength) }}</td><td>{{ pct(c.calibrated.relative_ap) }} ({{ pct(c.calibrated.target_relative_ap) }})</td>
 <td class="{{ 'ok' if c.calibrated.matched else 'bad' }}">{{ "yes" if c.calibrated.matched else "no" }}</td>{% else %}<td colspan="3">-</td>{% endif %}</tr>{% endfor %}
@@ -162,7 +167,7 @@ Attributes ({{ r.labels.attributes.source }}): {{ r.labels.attributes.train_crop
 </table>
 
 <h2 id="grid">One frame under every method</h2>
-<figure id="frame-grid"><img alt="one test frame under every method" src="data:image/png;base64,{{ grid_b64 }}"></figure>
+<figure id="frame-grid"><img alt="one test frame under every method" src="data:image/jpeg;base64,{{ grid_b64 }}"></figure>
 
 <h2 id="times">Time per stage</h2>
 <table id="times-table"><tr><th class="l">stage</th><th>seconds</th></tr>
@@ -182,9 +187,9 @@ def _num(x) -> str:
     return f"{float(x):.3g}" if abs(float(x)) < 1000 else f"{float(x):.0f}"
 
 
-def render_html(report: dict, grid_png: bytes) -> str:
+def render_html(report: dict, grid_jpeg: bytes) -> str:
     """The report page; everything inline, so the file can be mailed or archived alone."""
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(TEMPLATE)
     return template.render(r=report, v=report.get("verdict", {}), svg=privacy_utility_svg(report),
-                           grid_b64=base64.b64encode(grid_png).decode("ascii"), pct=_pct, num=_num)
+                           grid_b64=base64.b64encode(grid_jpeg).decode("ascii"), pct=_pct, num=_num)

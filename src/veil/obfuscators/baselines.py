@@ -20,7 +20,9 @@ pseudo-label threshold):
   (default 1: fully replaced, the paper's mask-out). Stronger = higher.
 
 Every baseline maps float (B, 3, H, W) in [0, 1] to the same shape; ``sweep`` lists
-strengths from weak to strong for privacy-utility curves.
+strengths from weak to strong for privacy-utility curves, starting close to the original so
+that a calibration to any utility finds a bracket; ``none_strength`` is the strength at which
+the baseline returns 8-bit frames unchanged (the curve's anchor at the original frames).
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Baseline:
     paper_strength: float = 1.0
     stronger: str = "higher"  # which way of ``strength`` removes more information
     sweep: tuple[float, ...] = ()
+    none_strength: float = 0.0  # the no-op strength: 8-bit frames come back unchanged
     integer: bool = False  # strengths are rounded to whole numbers (kernel sizes, levels)
     needs_detector: bool = False
 
@@ -54,6 +57,10 @@ class Baseline:
         clone.__dict__.update(self.__dict__)
         clone.strength = float(strength)
         return clone
+
+    def snap(self, strength: float) -> float:
+        """The nearest strength this baseline can realise (whole kernel sizes, levels)."""
+        return float(round(strength)) if self.integer else float(strength)
 
     def __call__(self, images: torch.Tensor, boxes: Sequence[torch.Tensor] | None = None) -> torch.Tensor:
         return self.apply(images.float(), boxes).clamp(0, 1)
@@ -85,7 +92,11 @@ def blur(images: torch.Tensor, kernel: float) -> torch.Tensor:
 
 class GaussianBlur(Baseline):
     name, paper_strength, stronger, integer = "gaussian_blur", 9, "higher", True
+    none_strength = 1
     sweep = (3, 9, 17, 33, 65)
+
+    def snap(self, strength: float) -> float:
+        return float(odd_kernel(strength))
 
     def apply(self, images, boxes=None):  # noqa: ARG002
         return blur(images, self.strength)
@@ -93,6 +104,7 @@ class GaussianBlur(Baseline):
 
 class Noise(Baseline):
     name, paper_strength, stronger = "noise", 0.075, "higher"
+    none_strength = 0.0
     sweep = (0.025, 0.075, 0.15, 0.3, 0.6)
 
     def __init__(self, strength: float | None = None, seed: int = 0) -> None:
@@ -100,14 +112,20 @@ class Noise(Baseline):
         self.seed = seed
 
     def apply(self, images, boxes=None):  # noqa: ARG002
-        # noise seeded by the frame content: reproducible, yet different per frame
-        gen = torch.Generator(device=images.device).manual_seed(self.seed + int(images.sum().item() * 1000) % 2**31)
-        noise = torch.randn(images.shape, generator=gen, device=images.device, dtype=images.dtype)
+        # seeded by each frame's own 8-bit content: reproducible, different per frame, and
+        # independent of how frames are batched (a utility probe on a subset of the frames
+        # sees exactly the noise the full evaluation sees)
+        noise = torch.empty_like(images)
+        for i, frame in enumerate(images):
+            content = int(frame.mul(255).round().to(torch.int64).sum())
+            gen = torch.Generator(device=images.device).manual_seed((self.seed + content) % 2**63)
+            noise[i] = torch.randn(frame.shape, generator=gen, device=images.device, dtype=images.dtype)
         return images + self.strength * noise
 
 
 class Quantisation(Baseline):
     name, paper_strength, stronger, integer = "quantisation", 8, "lower", True
+    none_strength = 256
     sweep = (32, 8, 4, 3, 2)
 
     def apply(self, images, boxes=None):  # noqa: ARG002
@@ -117,7 +135,8 @@ class Quantisation(Baseline):
 
 class Pixelation(Baseline):
     name, paper_strength, stronger = "pixelation", 1 / 3, "lower"
-    sweep = (1 / 2, 1 / 3, 1 / 6, 1 / 12, 1 / 24)
+    none_strength = 1.0
+    sweep = (3 / 4, 1 / 2, 1 / 3, 1 / 6, 1 / 12)
 
     def apply(self, images, boxes=None):  # noqa: ARG002
         h, w = images.shape[-2:]
@@ -158,7 +177,11 @@ class DetectThenAnonymise(Baseline):
 
 class DetectBlur(DetectThenAnonymise):
     name, paper_strength, stronger, integer = "detect_blur", 25, "higher", True
-    sweep = (9, 25, 51, 101)
+    none_strength = 1
+    sweep = (5, 9, 25, 51, 101)
+
+    def snap(self, strength: float) -> float:
+        return float(odd_kernel(strength))
 
     def apply(self, images, boxes=None):
         mask = self.box_mask(images, boxes)
@@ -167,7 +190,8 @@ class DetectBlur(DetectThenAnonymise):
 
 class DetectMask(DetectThenAnonymise):
     name, paper_strength, stronger = "detect_mask", 1.0, "higher"
-    sweep = (0.25, 0.5, 0.75, 1.0)
+    none_strength = 0.0
+    sweep = (0.1, 0.25, 0.5, 0.75, 1.0)
 
     def apply(self, images, boxes=None):
         alpha = min(max(self.strength, 0.0), 1.0) * self.box_mask(images, boxes)
