@@ -97,4 +97,5 @@ def test_report_html_renders_in_headless_chromium(audit):
         assert f'id="{table}"' in dom
     assert "data:image/jpeg;base64," in dom  # the frame grid, inline
     assert "obfuscator" in dom and "gaussian_blur" in dom
+    assert "every baseline calibrated within 2 AP points" in dom  # swept: the verdict says if matching held
     assert 'src="http' not in dom and 'href="http' not in dom  # self-contained: nothing to fetch

@@ -109,6 +109,8 @@ Person AP of the frozen detector on original test frames: {{ pct(r.person_ap_ori
 <td>{{ pct(v.obfuscator_identity_worst_case) }} / {{ pct(v.obfuscator_relative_ap) }}</td></tr>
 <tr><td class="l">lower than every classic baseline{{ " (at matched utility)" if r.sweep else " (paper strengths, utility not matched)" }}</td>
 <td class="{{ 'ok' if v.obfuscator_beats_every_baseline else 'bad' }}">{{ "yes" if v.obfuscator_beats_every_baseline else "no" }}</td></tr>
+{% if r.sweep %}<tr><td class="l">every baseline calibrated within {{ "%.0f"|format(100 * r.config.ap_tolerance) }} AP points of the obfuscator</td>
+<td class="{{ 'ok' if v.every_baseline_matched else 'bad' }}">{{ "yes" if v.every_baseline_matched else "no (see the sweep table)" }}</td></tr>{% endif %}
 {% endif %}
 </table>
 
