@@ -48,6 +48,7 @@ from veil.evaluation.frames import (
     transform_frames,
 )
 from veil.evaluation.privacy_metrics import attribute_chance, attribute_metrics, identity_chance, top1_accuracy
+from veil.evaluation.sweep import sweep_baseline
 from veil.evaluation.utility import detection_ap
 from veil.io import atomic_path, write_json
 from veil.obfuscators.baselines import BASELINES, Baseline
@@ -320,8 +321,6 @@ def run_audit(
     obfuscator's relative AP; ``user_attributes_csv``: attribute labels replacing the
     pseudo-attributes; ``progress``: called with one line per step.
     """
-    from veil.evaluation.sweep import sweep_baseline
-
     config = _resolve_config(preset, overrides)
     torch.manual_seed(config.seed)
     run = AuditRun(dataset_dir, detector, config, user_attributes_csv, progress or log.info)

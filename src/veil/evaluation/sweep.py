@@ -96,8 +96,9 @@ def sweep_baseline(run: AuditRun, name: str, baseline: Baseline, target: float |
     if target is not None:
         s_cal = calibrate(baseline, utility, lambda s: run.relative_ap(transform(s)), target,
                           config.calibration_steps, config.ap_tolerance)
-        method = next((n for n, m in run.methods.items() if s_cal in attacked and m is attacked[s_cal]), None)
-        if method is None:
+        if s_cal in attacked:  # the no-op or the paper strength: reuse its method entry
+            method = next(n for n, m in run.methods.items() if m is attacked[s_cal])
+        else:
             method = f"{name} (matched)"
             attacked[s_cal] = run.evaluate(method, "baseline", run.frames(transform(s_cal)), strength=s_cal)
         entry = attacked[s_cal]
