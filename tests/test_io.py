@@ -1,10 +1,14 @@
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import torch
 
 from veil.errors import VeilError
-from veil.io import atomic_path, load_checkpoint, save_checkpoint
+from veil.io import atomic_path, load_checkpoint, remove_stale_temporaries, save_checkpoint
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):
@@ -35,3 +39,32 @@ def test_foreign_json_is_refused(tmp_path):
     (tmp_path / "ck.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(VeilError, match="not a Veil checkpoint"):
         load_checkpoint(tmp_path / "ck.safetensors")
+
+
+_SAVE_FOREVER = """
+import sys, torch
+from veil.io import save_checkpoint
+big = {"w": torch.zeros(50_000_000)}
+while True:
+    save_checkpoint(sys.argv[1], big, {"format": "veil-checkpoint"})
+"""
+
+
+def test_a_kill_mid_save_leaves_only_temporaries_that_are_cleaned(tmp_path):
+    keep = [tmp_path / ".gitignore", tmp_path / ".tmp-notes"]  # a user's hidden files stay
+    for path in keep:
+        path.write_text("mine")
+    proc = subprocess.Popen([sys.executable, "-c", _SAVE_FOREVER, str(tmp_path / "last.safetensors")])
+    # Wait for safetensors' own temporary (>= 0.8 saves through one), the one a kill left in CI.
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        hidden = {p.name for p in tmp_path.iterdir()} - {p.name for p in keep}
+        if any(name.startswith(".tmp") for name in hidden):
+            break
+        time.sleep(0.002)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert any(p.name.startswith(".") and p not in keep for p in tmp_path.iterdir()), "killed mid-save"
+    remove_stale_temporaries(tmp_path, ["last.safetensors", "last.json"])
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert [name for name in left if name.startswith(".")] == sorted(p.name for p in keep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,11 +41,18 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         tmp_path.unlink(missing_ok=True)
 
 
+# safetensors >= 0.8 saves through its own ``.tmpXXXXXX`` file (Rust's tempfile naming)
+# beside the target, so a kill inside save_file leaves one of those too.
+_SAFETENSORS_TEMPORARY = re.compile(r"\.tmp[A-Za-z0-9]{6}")
+
+
 def remove_stale_temporaries(folder: str | os.PathLike, names: list[str]) -> None:
-    """Delete temporaries that :func:`atomic_path` left for ``names`` when a process was killed."""
-    for name in names:
-        for stale in Path(folder).glob(f".{name}.*"):
-            stale.unlink(missing_ok=True)
+    """Delete temporaries that a killed process left for ``names`` in ``folder``."""
+    folder = Path(folder)
+    stale = [p for name in names for p in folder.glob(f".{name}.*")]
+    stale += [p for p in folder.glob(".tmp*") if _SAFETENSORS_TEMPORARY.fullmatch(p.name)]
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
