@@ -34,6 +34,16 @@ def test_corrupt_checkpoint_is_a_clear_error(tmp_path):
         load_checkpoint(tmp_path / "ck.safetensors")
 
 
+def test_a_kill_between_the_two_renames_still_loads_a_consistent_pair(tmp_path):
+    ck = tmp_path / "ck.safetensors"
+    save_checkpoint(ck, {"w": torch.zeros(2)}, {"format": "veil-checkpoint", "epoch": 1})
+    old_json = (tmp_path / "ck.json").read_text()
+    save_checkpoint(ck, {"w": torch.ones(2)}, {"format": "veil-checkpoint", "epoch": 2})
+    (tmp_path / "ck.json").write_text(old_json)  # the state a kill after the tensor rename leaves
+    tensors, meta = load_checkpoint(ck)
+    assert meta["epoch"] == 2 and torch.equal(tensors["w"], torch.ones(2))
+
+
 def test_foreign_json_is_refused(tmp_path):
     save_checkpoint(tmp_path / "ck.safetensors", {"w": torch.ones(2)}, {"format": "veil-checkpoint"})
     (tmp_path / "ck.json").write_text(json.dumps({"format": "something-else"}))

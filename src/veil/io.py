@@ -17,10 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 
 from veil.errors import VeilError
+
+_HEADER_KEY = "veil"  # safetensors header entry holding the checkpoint's meta as JSON
 
 
 @contextlib.contextmanager
@@ -73,15 +75,17 @@ def read_json(path: str | os.PathLike) -> Any:
 def save_checkpoint(path: str | os.PathLike, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     """Write ``path`` (safetensors) and ``path.with_suffix('.json')`` atomically.
 
-    The JSON is written last: a checkpoint counts as complete only once it exists and
-    names the tensor file's size.
+    ``meta`` goes into the safetensors header as well as the JSON beside it. The two files
+    are renamed into place one after the other, so a kill between the renames would pair
+    new tensors with old JSON; the header copy is the one :func:`load_checkpoint` trusts.
     """
     path = Path(path)
+    meta = {**meta, "tensor_file": path.name}
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp))
+        save_file(tensors, str(tmp), metadata={_HEADER_KEY: json.dumps(meta)})
         size = tmp.stat().st_size
-    write_json(path.with_suffix(".json"), {**meta, "tensor_file": path.name, "tensor_bytes": size})
+    write_json(path.with_suffix(".json"), {**meta, "tensor_bytes": size})
 
 
 def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict]:
@@ -98,7 +102,16 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], d
     if not isinstance(meta, dict) or meta.get("format") != "veil-checkpoint":
         raise VeilError(f"not a Veil checkpoint: {meta_path}")
     try:
-        tensors = load_file(str(path))
+        with safe_open(str(path), framework="pt") as f:
+            header = (f.metadata() or {}).get(_HEADER_KEY)
+            tensors = {key: f.get_tensor(key) for key in f.keys()}  # noqa: SIM118 (safe_open is no dict)
     except (SafetensorError, OSError, ValueError) as exc:
         raise VeilError(f"corrupt checkpoint {path}: {exc}") from None
+    if header is not None:
+        try:
+            meta = json.loads(header)
+        except json.JSONDecodeError as exc:
+            raise VeilError(f"corrupt checkpoint header in {path}: {exc}") from None
+        if not isinstance(meta, dict) or meta.get("format") != "veil-checkpoint":
+            raise VeilError(f"not a Veil checkpoint: {path}")
     return tensors, meta
