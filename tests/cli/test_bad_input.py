@@ -1,6 +1,5 @@
 """Bad input through the real CLI: one clear error line, exit 2, no traceback, no partial output."""
 
-import json
 import subprocess
 import sys
 
@@ -57,13 +56,9 @@ def test_corrupt_checkpoint(tmp_path, checkpoint, vtest_clip):
 
 
 def test_mismatched_checkpoint(tmp_path, vtest_clip):
-    config = TrainConfig()
-    o, d = build_models(config)
+    o, d = build_models(TrainConfig())
     path = tmp_path / "obfuscator.safetensors"
-    save_models(path, config, o, d)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    meta["config"]["obfuscator_width"] = 2.0  # the tensors no longer fit the architecture
-    path.with_suffix(".json").write_text(json.dumps(meta))
+    save_models(path, TrainConfig(obfuscator_width=2.0), o, d)  # the tensors do not fit the config
     r = veil("obfuscate", path, vtest_clip, tmp_path / "out.mp4")
     assert_one_line_error(r, "does not match")
 
