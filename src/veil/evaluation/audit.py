@@ -93,7 +93,6 @@ PRESETS: dict[str, AuditConfig] = {
 }
 
 
-
 # --------------------------------------------------------------------------- attacks
 
 @dataclass
@@ -259,9 +258,9 @@ class AuditRun:
         with self.clock.stage("utility (person AP)"):
             return detection_ap(self.detector, self.ap_view.with_images(ap_frames), None, device=self.device)
 
-    def frames(self, transform: Transform | None, stage: str = "transform frames") -> dict[str, torch.Tensor]:
+    def frames(self, transform: Transform | None) -> dict[str, torch.Tensor]:
         """Transformed uint8 frames of the attribute-train, test and identity views."""
-        with self.clock.stage(stage):
+        with self.clock.stage("transform frames"):
             out = {"train": transform_frames(transform, self.train, device=self.device),
                    "test": transform_frames(transform, self.test, device=self.device)}
             out["ident"] = (out["test"] if self.ident is self.test

@@ -76,5 +76,3 @@ def baseline_transform(baseline: Baseline, use_pseudo_labels: bool) -> Transform
     if baseline.needs_detector and use_pseudo_labels:
         return lambda x, boxes: baseline(x, boxes)
     return lambda x, _boxes: baseline(x)
-
-

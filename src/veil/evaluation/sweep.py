@@ -85,23 +85,24 @@ def sweep_baseline(run: AuditRun, name: str, baseline: Baseline, target: float |
     def transform(s: float):
         return baseline_transform(baseline.with_strength(s), run.same_detector)
 
+    def probe(s: float) -> float:
+        return run.relative_ap(transform(s))
+
     paper = canonical(baseline.strength)
     utility = {canonical(baseline.none_strength): 1.0, paper: run.methods[name]["relative_ap"]}
     for s in map(canonical, baseline.sweep):
         if s not in utility:
-            utility[s] = run.relative_ap(transform(s))
-    attacked = {canonical(baseline.none_strength): run.methods["original"], paper: run.methods[name]}
+            utility[s] = probe(s)
+    attacked = {canonical(baseline.none_strength): "original", paper: name}  # strength -> method name
     result: dict = {"stronger": baseline.stronger, "none_strength": baseline.none_strength}
 
     if target is not None:
-        s_cal = calibrate(baseline, utility, lambda s: run.relative_ap(transform(s)), target,
-                          config.calibration_steps, config.ap_tolerance)
-        if s_cal in attacked:  # the no-op or the paper strength: reuse its method entry
-            method = next(n for n, m in run.methods.items() if m is attacked[s_cal])
-        else:
-            method = f"{name} (matched)"
-            attacked[s_cal] = run.evaluate(method, "baseline", run.frames(transform(s_cal)), strength=s_cal)
-        entry = attacked[s_cal]
+        s_cal = calibrate(baseline, utility, probe, target, config.calibration_steps, config.ap_tolerance)
+        if s_cal not in attacked:  # otherwise the no-op or the paper strength: reuse its method entry
+            attacked[s_cal] = f"{name} (matched)"
+            run.evaluate(attacked[s_cal], "baseline", run.frames(transform(s_cal)), strength=s_cal)
+        method = attacked[s_cal]
+        entry = run.methods[method]
         if "attributes" not in entry:  # the paper strength was matched: attack its attributes too
             run.attack_attributes(method, run.frames(transform(s_cal)))
         result["calibrated"] = {
@@ -116,11 +117,11 @@ def sweep_baseline(run: AuditRun, name: str, baseline: Baseline, target: float |
     # destroying utility
     candidates = [s for s in weak_to_strong(baseline, map(canonical, baseline.sweep)) if s not in attacked][::-1]
     for s in candidates[: config.sweep_points]:
-        attacked[s] = run.evaluate(f"{name}@{s:.3g}", "baseline", run.frames(transform(s)), strength=s,
-                                   attributes=False, grid=False)
+        attacked[s] = f"{name}@{s:.3g}"
+        run.evaluate(attacked[s], "baseline", run.frames(transform(s)), strength=s, attributes=False, grid=False)
 
     result["utility"] = [{"strength": s, "relative_ap": utility[s]} for s in weak_to_strong(baseline, utility)]
-    result["points"] = [{"strength": s, "relative_ap": attacked[s]["relative_ap"],
-                         "identity_worst_case": attacked[s]["identity"]["worst_case"]}
-                        for s in weak_to_strong(baseline, attacked)]
+    points = {s: run.methods[attacked[s]] for s in weak_to_strong(baseline, attacked)}
+    result["points"] = [{"strength": s, "relative_ap": m["relative_ap"],
+                         "identity_worst_case": m["identity"]["worst_case"]} for s, m in points.items()]
     return result
