@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from veil.audit import run_audit
 from veil.detectors import DETECTORS
-from veil.evaluation.audit import run_audit
 from veil.io import read_json, write_json
 from veil.training.state import load_models
 
@@ -27,6 +27,7 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--sweep", action="store_true")
+    parser.add_argument("--seeds", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     spec = read_json(args.dataset / "manifest.json")["detector"]
@@ -34,11 +35,14 @@ def main() -> None:
     obfuscator = load_models(args.checkpoint)[0]
     start = time.perf_counter()
     report_dir = Path(__file__).parent / "results" / f"audit-{args.preset}{'-sweep' if args.sweep else ''}"
+    overrides = {"seeds": args.seeds} if args.seeds else {}
     report = run_audit(args.dataset, obfuscator, report_dir, detector, preset=args.preset, sweep=args.sweep,
-                       progress=lambda line: print(line, flush=True))
+                       overrides=overrides, progress=lambda line: print(f"{time.perf_counter() - start:7.1f}s {line}",
+                                                                        flush=True))
     result = {
         "preset": args.preset,
         "sweep": args.sweep,
+        "seeds": report["config"]["seeds"],
         "threads": torch.get_num_threads(),
         "total_s": round(time.perf_counter() - start, 1),
         "stage_seconds": report["stage_seconds"],

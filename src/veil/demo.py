@@ -127,12 +127,12 @@ def _write_side_by_side(path: Path, test: FrameDataset, obfuscator, deobfuscator
 
 def _audit(dataset: Path, obfuscator, out: Path, detector, device: str, sweep: bool) -> dict | None:
     try:
-        from veil.evaluation.audit import run_audit
+        from veil.audit import run_audit
     except ImportError as exc:
         console.print(f"skipping the audit: {exc} (install veil[audit])")
         return None
-    report = run_audit(dataset, obfuscator.cpu(), out, detector, preset="fast", sweep=sweep,
+    # the audit runs where the detector and obfuscator are: on a CUDA machine, on the GPU
+    report = run_audit(dataset, obfuscator, out, detector, preset="fast", sweep=sweep, overrides={"device": device},
                        progress=lambda line: console.print(f"audit: {line}", highlight=False))
-    obfuscator.to(device)
     return {"report": str(out / "report.html"), "verdict": report["verdict"],
             "stage_seconds": report.get("stage_seconds")}

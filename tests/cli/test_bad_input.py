@@ -86,3 +86,16 @@ def test_prepare_from_corrupt_video_leaves_nothing(tmp_path):
 
 def test_eval_on_a_folder_that_is_no_dataset(tmp_path, checkpoint):
     assert_one_line_error(veil("eval", "utility", checkpoint, tmp_path), "not a Veil dataset")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--time-gap", "600"], "fewer than 2 pseudo-identities"),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--protocol", "gait"], "unknown identity protocol"),
+    (["--identity-splits", "val,nope"], "nope split"),
+    (["--preset", "huge"], "unknown audit preset"),
+])
+def test_audit_refuses_impossible_protocols_and_options(tmp_path, dataset, args, fragment):
+    r = veil("audit", "--dataset", dataset, "--out", tmp_path / "audit", *args)
+    assert_one_line_error(r, fragment)
+    assert not (tmp_path / "audit").exists()

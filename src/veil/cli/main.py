@@ -146,31 +146,6 @@ def obfuscate(
 
 
 @app.command()
-def audit(
-    checkpoint: Path | None = typer.Argument(None, help="obfuscator.safetensors; omit to audit baselines only."),
-    dataset: Path = typer.Option(..., "--dataset", help="Dataset folder from 'veil data prepare'."),
-    out: Path = typer.Option(Path("results/audit"), help="Folder for report.json and report.html."),
-    preset: str = typer.Option("fast", help="'fast' (CPU minutes) or 'full'."),
-    sweep: bool = typer.Option(False, help="Trace each baseline's privacy-utility curve and match utility."),
-    attributes_csv: Path | None = typer.Option(None, help="CSV of (frame, x1, y1, x2, y2, attributes...)."),
-    detector: str | None = typer.Option(None, help="Detector for utility (default: the dataset's)."),
-    detector_weights: str | None = typer.Option(None),
-) -> None:
-    """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
-    from veil.evaluation.audit import run_audit
-    from veil.io import read_json
-    from veil.training.state import load_models
-
-    obfuscator = load_models(checkpoint)[0] if checkpoint else None
-    spec = read_json(dataset / "manifest.json")["detector"] if (dataset / "manifest.json").is_file() else {}
-    det = _detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
-    report = run_audit(dataset, obfuscator, out, det, preset=preset, sweep=sweep,
-                       user_attributes_csv=attributes_csv, progress=lambda line: console.print(line, highlight=False))
-    typer.echo(json.dumps(report["verdict"], indent=2))
-    console.print(f"report: {out / 'report.html'}")
-
-
-@app.command()
 def demo(
     out: Path = typer.Option(Path("results/demo"), help="Results folder."),
     preset: str = typer.Option("cpu", help="'cpu' (fits the 25-minute budget on 2 cores) or 'paper'."),
@@ -192,6 +167,15 @@ def _device(name: str) -> str:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise VeilError("--device cuda asked for, but no CUDA device is available")
     return name
+
+
+def _register_commands() -> None:
+    from veil.cli import audit
+
+    audit.register(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -24,6 +24,7 @@ import veil
 from veil.data.sources import resolve_source, sha256
 from veil.data.video import Frame, list_images, list_videos, read_image_folder, read_video, resize
 from veil.detectors import FrozenDetector, Target
+from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
 from veil.io import read_json, write_json
 
@@ -101,7 +102,8 @@ def prepare_dataset(
             "fps": config.fps,
             "size": list(config.size),
             "split_fractions": list(config.split),
-            "detector": {**detector.spec, "id": detector.name, "pseudo_label_threshold": conf},
+            "detector": {**detector.spec, "id": detector.name, "pseudo_label_threshold": conf,
+                         "fingerprint": fingerprint(detector)},
             "num_boxes": sum(len(v["boxes"]) for v in labels.values()),
             "splits": splits,
             "frames": records,

@@ -4,8 +4,10 @@ ByteTrack over the detector's pseudo-label boxes; one track = one pseudo-identit
 ByteTrack comes from Roboflow's ``trackers`` package, where supervision moved its
 ``sv.ByteTrack`` (supervision >= 0.27 no longer ships it); it consumes ``sv.Detections``.
 Per identity, the crops are split by time into attacker-train (the first ~60%) and
-attacker-test (the rest), so every train crop of an identity is earlier than every test crop
-and an identity attack cannot succeed by matching near-duplicate neighbouring frames.
+attacker-test (the rest), so every train crop of an identity is earlier than every test crop.
+Without a gap (``split_by_time``) the last train and the first test crop are one frame apart,
+which measures short-term tracking; ``split_with_gap`` drops the crops within a time gap, so
+an attack has to re-identify a person rather than match a near-duplicate neighbouring frame.
 """
 
 from __future__ import annotations
@@ -111,25 +113,63 @@ def split_by_time(crops: CropSet, train_fraction: float = 0.6) -> CropSet:
     return CropSet(crops.frame, crops.box, crops.identity, split, crops.time, crops.extra)
 
 
+# Frame times are multiples of 1/fps; a tolerance keeps "exactly the gap apart" on the right side.
+_EPS = 1e-6
+
+
+def split_with_gap(crops: CropSet, train_fraction: float = 0.6, gap: float = 1.0) -> CropSet:
+    """Re-identification split: per identity, attacker-train is its earliest crops up to the
+    ``train_fraction`` quantile in time, attacker-test every crop at least ``gap`` seconds
+    after the last train crop; crops in between are left unassigned (split "")."""
+    split = np.full(len(crops), "", dtype="<U5")
+    for pid in np.unique(crops.identity[crops.identity >= 0]):
+        idx = np.flatnonzero(crops.identity == pid)
+        t = crops.time[idx]
+        order = np.sort(t)
+        cut = min(max(int(round(train_fraction * len(idx))), 1), len(idx) - 1)
+        last_train = order[cut - 1]
+        train = t <= last_train + _EPS
+        test = t >= last_train + max(gap, 0.0) - _EPS
+        test &= ~train  # gap 0: a shared timestamp stays on the train side
+        if train.any() and test.any():
+            split[idx[train]] = "train"
+            split[idx[test]] = "test"
+    return CropSet(crops.frame, crops.box, crops.identity, split, crops.time, crops.extra)
+
+
+def hold_out_latest(crops: CropSet, fraction: float = 0.2) -> CropSet:
+    """Mark the latest ``fraction`` of each identity's attacker-train crops (by time) "val",
+    the attackers' early-stopping set; identities too short to spare any keep all for training."""
+    if fraction <= 0:
+        return crops
+    train = crops.split == "train"
+    inner = split_by_time(crops.subset(train), 1.0 - fraction)
+    split = crops.split.copy()
+    split[np.flatnonzero(train)[inner.split == "test"]] = "val"
+    return CropSet(crops.frame, crops.box, crops.identity, split, crops.time, crops.extra)
+
+
 def build_identities(
     dataset, min_track: int = 8, train_fraction: float = 0.6, min_side: int = MIN_CROP_SIDE,
-    tracker: TrackerConfig | None = None,
+    tracker: TrackerConfig | None = None, gap: float | None = None, what: str = "this split",
 ) -> CropSet:
     """Pseudo-identity crops of ``dataset`` split into attacker-train / attacker-test by time.
 
     Tracks with fewer than ``min_track`` crops of at least ``min_side`` x ``min_side`` pixels
     are dropped (too short to split); the result holds only identities with both splits.
+    ``gap``: None splits as ``split_by_time`` (tracking), a number as ``split_with_gap``.
     """
     crops = track_identities(dataset, tracker)
     crops = crops.subset(big_enough(crops.box, min_side) & (crops.identity >= 0))
     ids, counts = np.unique(crops.identity, return_counts=True)
     crops = crops.subset(np.isin(crops.identity, ids[counts >= min_track]))
-    crops = split_by_time(crops, train_fraction)
+    crops = split_by_time(crops, train_fraction) if gap is None else split_with_gap(crops, train_fraction, gap)
     crops = crops.subset(crops.split != "")
     if len(np.unique(crops.identity)) < 2:
+        gap_text = "" if gap is None else f" and attacker-test crops {gap:g} s after their attacker-train crops"
         raise VeilError(
-            f"fewer than 2 pseudo-identities with >= {min_track} crops in this split; "
-            "use a longer split, a lower min_track, or more footage"
+            f"{what} leaves fewer than 2 pseudo-identities with >= {min_track} crops{gap_text}; "
+            "use longer footage, more splits, a lower min_track or a shorter time gap"
         )
     # renumber 0..K-1 so identity labels double as class indices
     _, crops.identity = np.unique(crops.identity, return_inverse=True)

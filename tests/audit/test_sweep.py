@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from veil.evaluation.sweep import calibrate, canonical, interpolate, weak_to_strong
+from veil.audit.sweep import calibrate, canonical, interpolate, weak_to_strong
 from veil.obfuscators.baselines import BASELINES
 
 

@@ -1,4 +1,5 @@
-"""Frame subsets and whole-frame transforms shared by the audit and its baseline sweeps."""
+"""The audit's frames: one table of every frame it attacks (train subset, val, test), and the
+whole-frame transforms (obfuscator, baselines) applied to it before any crop is cut."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from veil.data.dataset import FrameDataset
 from veil.obfuscators.baselines import Baseline
 
 Transform = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
+
 
 @dataclass
 class FrameView:
@@ -42,6 +44,41 @@ class FrameView:
     @staticmethod
     def of(ds: FrameDataset) -> FrameView:
         return FrameView(ds.images, ds.targets, ds.names, ds.manifest, ds.root)
+
+
+def concat(views: list[FrameView]) -> FrameView:
+    """Frames of several splits of one dataset as one view."""
+    return FrameView(torch.cat([v.images for v in views]), [t for v in views for t in v.targets],
+                     [n for v in views for n in v.names], views[0].manifest, views[0].root)
+
+
+@dataclass
+class AuditFrames:
+    """Every frame the audit attacks, in one view, with the positions of each split's frames.
+
+    Transforming this one view per method means every crop of every task is cut from the
+    same transformed frames, and no frame is transformed twice.
+    """
+
+    view: FrameView
+    positions: dict[str, np.ndarray]
+
+    def split(self, *names: str) -> tuple[FrameView, np.ndarray]:
+        """The frames of ``names`` (in that order) as a view, and their positions in ``view``."""
+        pos = np.concatenate([self.positions[n] for n in names])
+        return self.view.subset(pos), pos
+
+    @staticmethod
+    def load(dataset_dir: str | Path, splits: dict[str, int | None]) -> AuditFrames:
+        """``splits``: split name -> number of evenly spaced frames to keep (None: all)."""
+        views, positions, start = [], {}, 0
+        for name, k in splits.items():
+            ds = FrameDataset(dataset_dir, name)
+            view = FrameView.of(ds).subset(evenly(len(ds), k))
+            views.append(view)
+            positions[name] = np.arange(start, start + len(view))
+            start += len(view)
+        return AuditFrames(concat(views), positions)
 
 
 def evenly(n: int, k: int | None) -> np.ndarray:

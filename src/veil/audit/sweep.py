@@ -7,22 +7,18 @@ the baselines to equal utility.
    point costs seconds.
 2. Calibration: regula falsi on strength inside the first bracket (from the weak end) that
    straddles the target, ``calibration_steps`` more utility probes at most.
-3. Privacy: the full attack (identity and attributes) at the calibrated strength; identity
-   attacks at ``sweep_points`` further strengths, strongest first. The no-op (the original
-   frames) and the paper strength are attacked already.
+3. Privacy (done by the runner on the strengths returned here): the full attack at the
+   calibrated strength and the identity attack at ``sweep_points`` further strengths,
+   strongest first. The no-op strength is the original frames, attacked already.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-from veil.evaluation.frames import baseline_transform
 from veil.obfuscators.baselines import Baseline
-
-if TYPE_CHECKING:
-    from veil.evaluation.audit import AuditRun
 
 
 def canonical(strength: float) -> float:
@@ -77,51 +73,39 @@ def calibrate(baseline: Baseline, utility: dict[float, float], probe: Callable[[
     return closest()
 
 
-def sweep_baseline(run: AuditRun, name: str, baseline: Baseline, target: float | None) -> dict:
-    """Trace ``baseline`` (already evaluated at its paper strength as ``name``) over strengths,
-    calibrate it to ``target`` relative AP (None: no calibration) and attack selected points."""
-    config = run.config
+@dataclass
+class Curve:
+    """A baseline's utility curve and the strengths the audit attacks on it."""
 
-    def transform(s: float):
-        return baseline_transform(baseline.with_strength(s), run.same_detector)
+    stronger: str
+    none_strength: float
+    utility: dict[float, float]  # strength -> relative AP (probed)
+    calibrated: float | None  # strength matched to the target (None: no target)
+    target: float | None
+    far_end: list[float]  # strongest sweep strengths, attacked to show the curve's end
 
-    def probe(s: float) -> float:
-        return run.relative_ap(transform(s))
+    def to_dict(self, baseline: Baseline) -> dict:
+        return {"stronger": self.stronger, "none_strength": self.none_strength, "target_relative_ap": self.target,
+                "utility": [{"strength": s, "relative_ap": self.utility[s]}
+                            for s in weak_to_strong(baseline, self.utility)]}
 
+
+def trace(baseline: Baseline, probe: Callable[[float], float], paper_relative_ap: float | None,
+          target: float | None, sweep_points: int | None, steps: int, tolerance: float) -> Curve:
+    """Probe ``baseline``'s relative AP over its sweep and calibrate it to ``target``.
+
+    ``probe(strength)`` returns the relative AP at a strength (the detector only: cheap);
+    nothing here attacks or stores anything, the caller evaluates the returned strengths.
+    """
     paper = canonical(baseline.strength)
-    utility = {canonical(baseline.none_strength): 1.0, paper: run.methods[name]["relative_ap"]}
-    for s in map(canonical, baseline.sweep):
+    utility = {canonical(baseline.none_strength): 1.0}
+    if paper_relative_ap is not None:
+        utility[paper] = paper_relative_ap
+    for s in map(canonical, [*baseline.sweep, baseline.strength]):
         if s not in utility:
             utility[s] = probe(s)
-    attacked = {canonical(baseline.none_strength): "original", paper: name}  # strength -> method name
-    result: dict = {"stronger": baseline.stronger, "none_strength": baseline.none_strength}
-
-    if target is not None:
-        s_cal = calibrate(baseline, utility, probe, target, config.calibration_steps, config.ap_tolerance)
-        if s_cal not in attacked:  # otherwise the no-op or the paper strength: reuse its method entry
-            attacked[s_cal] = f"{name} (matched)"
-            run.evaluate(attacked[s_cal], "baseline", run.frames(transform(s_cal)), strength=s_cal)
-        method = attacked[s_cal]
-        entry = run.methods[method]
-        if "attributes" not in entry:  # the paper strength was matched: attack its attributes too
-            run.attack_attributes(method, run.frames(transform(s_cal)))
-        result["calibrated"] = {
-            "strength": s_cal, "relative_ap": entry["relative_ap"], "target_relative_ap": target,
-            "matched": abs(entry["relative_ap"] - target) <= config.ap_tolerance,
-            "identity_worst_case": entry["identity"]["worst_case"], "method": method,
-        }
-        run.say(f"{name}: calibrated strength {s_cal:.4g} -> relative AP {entry['relative_ap']:.3f} "
-                f"(target {target:.3f})")
-
-    # strongest first: the curve's far end shows where a baseline buys privacy only by
-    # destroying utility
-    candidates = [s for s in weak_to_strong(baseline, map(canonical, baseline.sweep)) if s not in attacked][::-1]
-    for s in candidates[: config.sweep_points]:
-        attacked[s] = f"{name}@{s:.3g}"
-        run.evaluate(attacked[s], "baseline", run.frames(transform(s)), strength=s, attributes=False, grid=False)
-
-    result["utility"] = [{"strength": s, "relative_ap": utility[s]} for s in weak_to_strong(baseline, utility)]
-    points = {s: run.methods[attacked[s]] for s in weak_to_strong(baseline, attacked)}
-    result["points"] = [{"strength": s, "relative_ap": m["relative_ap"],
-                         "identity_worst_case": m["identity"]["worst_case"]} for s, m in points.items()]
-    return result
+    s_cal = None if target is None else calibrate(baseline, utility, probe, target, steps, tolerance)
+    skip = {canonical(baseline.none_strength), s_cal}
+    strongest = [s for s in weak_to_strong(baseline, map(canonical, baseline.sweep)) if s not in skip][::-1]
+    return Curve(baseline.stronger, canonical(baseline.none_strength), utility, s_cal, target,
+                 strongest[:sweep_points] if sweep_points is not None else strongest)

@@ -1,0 +1,92 @@
+"""What one audit measures and with which budget: AuditConfig and its presets.
+
+* ``fast``: the demo's audit, CPU minutes: a subset of the attackers, small crops, one seed;
+* ``strong``: the figures Veil quotes: every attacker trained until its validation accuracy
+  stops rising, bigger crops, 3 seeds, both identity protocols, compared with ``fast`` on the
+  same crops;
+* ``full``: paper scale (whole splits, long budgets); meant for a GPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+from veil.errors import VeilError
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """Budget and protocol of one audit."""
+
+    # attackers (None: every registered one) and their budget
+    attackers: tuple[str, ...] | None = ("small_cnn", "efficientnet_lite0", "efficientnet_lite0_knn",
+                                         "hog_linear", "colour_forest")
+    crop_size: tuple[int, int] = (32, 64)  # (width, height) every crop is resized to
+    epochs: int | None = 3  # fixed epochs, or the most when ``patience`` is set (None: each attacker's own)
+    patience: int | None = None  # stop after this many epochs without a better validation score
+    augment: str = "flip"
+    batch_size: int = 32
+    seeds: int = 1  # attacks repeated with seeds seed, seed+1, ...
+    seed: int = 0
+    # identity protocols (see veil.audit.protocols) and their labels
+    protocols: tuple[str, ...] = ("reid", "tracking")
+    reid_splits: tuple[str, ...] = ("val", "test")  # footage the obfuscator never trained on
+    tracking_split: str = "test"
+    time_gap: float = 1.0  # seconds between an identity's last attacker-train and first attacker-test crop (reid)
+    min_track: int = 8
+    train_fraction: float = 0.6
+    val_fraction: float = 0.2  # latest share of each identity's attacker-train crops held out for early stopping
+    # attributes
+    attribute_train_frames: int | None = 32  # evenly spaced train-split frames (None: all)
+    max_attribute_train: int | None = 192
+    max_attribute_test: int | None = 192
+    # utility, reconstruction, sweep
+    baselines: tuple[str, ...] | None = None  # None: every registered baseline
+    ap_frames: int | None = 12  # evenly spaced test frames for person AP (None: all)
+    unet_steps: int = 100
+    unet_crop: int = 96
+    unet_width: float = 0.5
+    sweep_points: int | None = 1  # identity-attacked sweep strengths per baseline, strongest first (None: all)
+    calibration_steps: int = 8
+    ap_tolerance: float = 0.02  # "within 2 AP points"
+    # statistics
+    bootstrap: int = 1000
+    level: float = 0.95
+    compare_presets: tuple[str, ...] = ()  # cheaper presets re-run on the original and obfuscated crops
+    device: str = "cpu"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+PRESETS: dict[str, AuditConfig] = {
+    "fast": AuditConfig(),
+    "strong": AuditConfig(
+        attackers=None, crop_size=(48, 96), epochs=30, patience=3, augment="flip+crop", seeds=3,
+        attribute_train_frames=64, max_attribute_train=384, max_attribute_test=256, ap_frames=None,
+        unet_steps=300, sweep_points=0, compare_presets=("fast",)),
+    "full": AuditConfig(
+        attackers=None, crop_size=(64, 128), epochs=60, patience=5, augment="flip+crop", seeds=3,
+        attribute_train_frames=None, max_attribute_train=3000, max_attribute_test=None, ap_frames=None,
+        unet_steps=2000, unet_crop=128, unet_width=1.0, sweep_points=None, calibration_steps=10,
+        compare_presets=("fast", "strong")),
+}
+
+
+def resolve(preset: str | AuditConfig, overrides: dict | None = None) -> AuditConfig:
+    """A preset by name (or a config as is) with ``overrides`` applied."""
+    if isinstance(preset, AuditConfig):
+        config = preset
+    elif preset in PRESETS:
+        config = PRESETS[preset]
+    else:
+        raise VeilError(f"unknown audit preset {preset!r} (known: {', '.join(PRESETS)})")
+    unknown = set(overrides or {}) - set(config.to_dict())
+    if unknown:
+        raise VeilError(f"unknown audit setting(s): {', '.join(sorted(unknown))}")
+    config = replace(config, **(overrides or {}))
+    if config.seeds < 1:
+        raise VeilError(f"--seeds must be at least 1, got {config.seeds}")
+    if config.time_gap < 0:
+        raise VeilError(f"the time gap must be >= 0 seconds, got {config.time_gap}")
+    return config

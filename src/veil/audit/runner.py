@@ -1,0 +1,327 @@
+"""``veil audit``: attack transformed video as an adversary would (wu-2018 3.4,
+de-coninck-2024 4.2-4.3) and compare the obfuscator with classic baselines.
+
+For every method (original frames = upper bound, the obfuscator, U-Net reconstructions of its
+output, each baseline) the runner transforms the audit's frame table once, cuts person crops
+at the ORIGINAL pseudo-label boxes, and runs every attacker of every task on them
+(veil.audit.attacks). Utility is the frozen detector's person AP relative to the original
+frames. With ``sweep`` each baseline is traced over strengths and attacked where its utility
+matches the obfuscator's (veil.audit.sweep). Each stage returns its results; this module
+only puts them together.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+
+import veil
+from veil.adversaries.unet import reconstruct, reconstruction_quality, train_inverse
+from veil.audit.attacks import attack, attacker_names
+from veil.audit.config import AuditConfig, resolve
+from veil.audit.frames import AuditFrames, Transform, baseline_transform, evenly, obfuscator_transform, transform_frames
+from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
+from veil.audit.protocols import PROTOCOLS
+from veil.audit.sweep import trace, weak_to_strong
+from veil.audit.verdict import compare, verdict
+from veil.detectors.fingerprint import fingerprint
+from veil.errors import VeilError
+from veil.evaluation.utility import detection_ap
+from veil.io import atomic_path, read_json, write_json
+from veil.obfuscators.baselines import BASELINES, Baseline
+
+log = logging.getLogger("veil.audit")
+
+
+class Clock:
+    """Seconds per stage, accumulated."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
+
+
+@dataclass
+class Audit:
+    """What every method is measured against: frames, labels, the detector and its AP frames."""
+
+    config: AuditConfig
+    frames: AuditFrames
+    identity: dict[str, IdentityTask]
+    attributes: AttributeTask
+    detector: nn.Module
+    ap_positions: torch.Tensor  # positions of the AP frames in the frame table
+    same_detector: bool  # the pseudo-labels are this detector's boxes: detect-then-anonymise may reuse them
+    clock: Clock
+    ap_original: float = float("nan")
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.config.device)
+
+    def transform(self, transform: Transform | None) -> torch.Tensor:
+        with self.clock.stage("transform frames"):
+            return transform_frames(transform, self.frames.view, device=self.device)
+
+    def person_ap(self, ap_frames: torch.Tensor) -> float:
+        view = self.frames.view.subset(self.ap_positions.numpy())
+        with self.clock.stage("utility (person AP)"):
+            return detection_ap(self.detector, view.with_images(ap_frames), None, device=self.device)
+
+    def relative_ap(self, transform: Transform) -> float:
+        """Relative person AP under ``transform``; transforms the AP frames only (cheap)."""
+        view = self.frames.view.subset(self.ap_positions.numpy())
+        with self.clock.stage("transform frames"):
+            frames = transform_frames(transform, view, device=self.device)
+        return self.person_ap(frames) / self.ap_original
+
+    def evaluate(self, kind: str, frames: torch.Tensor, strength: float | None = None, attributes: bool = True,
+                 config: AuditConfig | None = None) -> dict:
+        """Utility, similarity and the attacks on one method's transformed frame table."""
+        config = config or self.config
+        ap_frames = frames[self.ap_positions]
+        ap = self.person_ap(ap_frames) if kind != "reference" else self.ap_original
+        entry = {"kind": kind, "strength": strength, "person_ap": ap, "relative_ap": ap / self.ap_original}
+        with self.clock.stage("similarity"):
+            entry["similarity_to_original"] = reconstruction_quality(ap_frames, self.frames.view.images[
+                self.ap_positions])
+        with self.clock.stage("attacks"):
+            entry.update(attack(frames, self.identity, self.attributes if attributes else None, config))
+        return entry
+
+
+def _same_detector(detector, manifest: dict) -> bool:
+    """The dataset's pseudo-labels are this detector's boxes: same weights (by hash, not by file
+    name), same pseudo-label threshold. Datasets without a recorded hash never match."""
+    meta = manifest.get("detector", {})
+    if "fingerprint" not in meta:
+        return False
+    return meta["fingerprint"] == fingerprint(detector) and math.isclose(
+        float(meta.get("pseudo_label_threshold", -1)), float(getattr(detector, "pseudo_label_threshold", -2)))
+
+
+def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: str | Path | None,
+            say: Callable[[str], None]) -> Audit:
+    """Load the frames, label identities and attributes, and measure the original AP."""
+    clock = Clock()
+    dataset_dir = Path(dataset_dir)
+    manifest = read_json(dataset_dir / "manifest.json")
+    protocols = [p for p in config.protocols if p not in PROTOCOLS]
+    if protocols:
+        raise VeilError(f"unknown identity protocol(s): {', '.join(protocols)} (known: {', '.join(PROTOCOLS.names())})")
+    needed = {"train": config.attribute_train_frames, "test": None}
+    for p in config.protocols:
+        for split in (config.reid_splits if p == "reid" else (config.tracking_split,)):
+            needed.setdefault(split, None)
+    for split in needed:
+        if not manifest["splits"].get(split):
+            raise VeilError(f"the audit needs frames in the {split} split of {dataset_dir}")
+    with clock.stage("load"):
+        say("loading frames")
+        frames = AuditFrames.load(dataset_dir, needed)
+    with clock.stage("labels"):
+        say("tracking pseudo-identities and computing attributes on original frames")
+        identity = {p: PROTOCOLS.build(p, frames=frames, config=config) for p in config.protocols}
+        attributes = attribute_task(frames, config, user_csv)
+    test_pos = frames.positions["test"]
+    ap_positions = torch.as_tensor(test_pos[evenly(len(test_pos), config.ap_frames)])
+    audit = Audit(config, frames, identity, attributes, detector, ap_positions,
+                  _same_detector(detector, manifest), clock)
+    audit.ap_original = audit.person_ap(frames.view.images[ap_positions])
+    if not audit.ap_original > 0:
+        raise VeilError("the detector finds no pseudo-labelled person on the original test frames (AP 0)")
+    for p, task in identity.items():
+        d = task.description
+        say(f"{p}: {d['identities']} identities, {d['train_crops']} train / {d['val_crops']} val / "
+            f"{d['test_crops']} test crops")
+    return audit
+
+
+def _say_entry(say, name: str, entry: dict) -> None:
+    ident = ", ".join(f"{p} {v['worst_case']['value']:.3f}" for p, v in entry["identity"].items())
+    attrs = f", worst-case mA {entry['attributes']['worst_case']['value']:.3f}" if "attributes" in entry else ""
+    say(f"{name}: relative AP {entry['relative_ap']:.3f}, worst-case identity top-1 {ident}{attrs}")
+
+
+def _baselines(config: AuditConfig, detector) -> dict[str, Baseline]:
+    names = list(config.baselines) if config.baselines is not None else BASELINES.names()
+    out = {}
+    for name in names:
+        b = BASELINES.build(name)
+        if b.needs_detector:
+            b.detector = detector
+        out[name] = b
+    return out
+
+
+def run_audit(
+    dataset_dir: str | Path,
+    obfuscator: nn.Module | None,
+    out_dir: str | Path,
+    detector,
+    preset: str | AuditConfig = "fast",
+    sweep: bool = False,
+    user_attributes_csv: str | Path | None = None,
+    overrides: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> dict:
+    """Audit ``obfuscator`` (None: original frames and baselines only) on the prepared dataset
+    ``dataset_dir``; write ``report.json``, ``report.html`` and ``frame_grid.jpg`` to ``out_dir``
+    and return the report.
+
+    ``preset``: "fast", "strong", "full" or an AuditConfig; ``overrides``: AuditConfig fields to
+    change (``seeds``, ``device``, ...); ``sweep``: calibrate each baseline to the obfuscator's
+    relative AP and attack it there; ``progress``: called with one line per step.
+    """
+    config = resolve(preset, overrides)
+    say = progress or log.info
+    torch.manual_seed(config.seed)
+    detector = detector.to(config.device)
+    audit = prepare(dataset_dir, detector, config, user_attributes_csv, say)
+    out_dir = Path(out_dir)
+    methods: dict[str, dict] = {}
+    grid: dict[str, torch.Tensor] = {}
+    grid_pos = int(audit.ap_positions[len(audit.ap_positions) // 2])
+
+    def add(name: str, entry: dict, frames: torch.Tensor | None) -> None:
+        methods[name] = entry
+        if frames is not None:
+            grid[name] = frames[grid_pos]
+        _say_entry(say, name, entry)
+
+    original = audit.frames.view.images
+    add("original", audit.evaluate("reference", original), original)
+    reconstruction = None
+    obf = None
+    if obfuscator is not None:
+        obfuscator = obfuscator.to(audit.device).eval()
+        obf = audit.transform(obfuscator_transform(obfuscator))
+        add("obfuscator", audit.evaluate("obfuscator", obf), obf)
+        with audit.clock.stage("reconstruction attack (U-Net training)"):
+            say(f"training a U-Net to invert the obfuscator ({config.unet_steps} steps)")
+            train_pos = audit.frames.positions["train"]
+            unet = train_inverse(obf[train_pos], original[train_pos], steps=config.unet_steps, crop=config.unet_crop,
+                                 width=config.unet_width, seed=config.seed, device=audit.device)
+            rec = reconstruct(unet, obf)
+        test_pos = audit.frames.positions["test"]
+        reconstruction = {"steps": config.unet_steps, "test": reconstruction_quality(rec[test_pos], original[test_pos])}
+        add("reconstruction", audit.evaluate("reconstruction", rec), rec)
+        del rec
+
+    baselines = _baselines(config, detector)
+    curves: dict[str, dict] = {}
+    target = methods["obfuscator"]["relative_ap"] if "obfuscator" in methods else None
+    for name, b in baselines.items():
+        def transform(s: float, b: Baseline = b) -> Transform:
+            return baseline_transform(b.with_strength(s), audit.same_detector)
+
+        if not sweep:
+            frames = audit.transform(transform(b.strength))
+            add(name, audit.evaluate("baseline", frames, strength=b.strength), frames)
+            continue
+        # Swept: probe utility everywhere (cheap), attack only the matched strength and the curve's far end.
+        with audit.clock.stage("sweep: utility probes"):
+            curve = trace(b, lambda s, t=transform: audit.relative_ap(t(s)), None, target, config.sweep_points,
+                          config.calibration_steps, config.ap_tolerance)
+        points = {curve.none_strength: "original"}
+        if curve.calibrated is not None and curve.calibrated != curve.none_strength:
+            method = f"{name} (matched)"
+            frames = audit.transform(transform(curve.calibrated))
+            add(method, audit.evaluate("baseline", frames, strength=curve.calibrated), frames)
+            points[curve.calibrated] = method
+        for s in curve.far_end:
+            method = f"{name}@{s:.3g}"
+            add(method, audit.evaluate("baseline", audit.transform(transform(s)), strength=s, attributes=False), None)
+            points[s] = method
+        result = curve.to_dict(b)
+        primary = config.protocols[0]
+        result["points"] = [{"strength": s, "relative_ap": methods[m]["relative_ap"], "method": m,
+                             "identity_worst_case": methods[m]["identity"][primary]["worst_case"]["value"],
+                             "identity_interval": methods[m]["identity"][primary]["worst_case"]["interval"]}
+                            for s, m in ((s, points[s]) for s in weak_to_strong(b, points))]
+        if curve.calibrated is not None:
+            m = methods[points[curve.calibrated]]
+            result["calibrated"] = {"strength": curve.calibrated, "method": points[curve.calibrated],
+                                    "relative_ap": m["relative_ap"], "target_relative_ap": target,
+                                    "matched": abs(m["relative_ap"] - target) <= config.ap_tolerance}
+            say(f"{name}: calibrated strength {curve.calibrated:.4g} -> relative AP {m['relative_ap']:.3f} "
+                f"(target {target:.3f})")
+        curves[name] = result
+
+    comparison = _compare_presets(audit, config, {"original": original, "obfuscator": obf}, methods, say)
+    report = {
+        "format": "veil-audit", "veil_version": veil.__version__, "dataset": str(dataset_dir),
+        "preset": preset if isinstance(preset, str) else "custom", "config": config.to_dict(), "sweep": bool(sweep),
+        "protocols": list(config.protocols),
+        "labels": {"identity": {p: t.description for p, t in audit.identity.items()},
+                   "attributes": audit.attributes.describe()},
+        "attackers": attacker_names(config),
+        "chance": {"identity": {p: t.description["chance"] for p, t in audit.identity.items()},
+                   "attributes": audit.attributes.chance()},
+        "person_ap_original": audit.ap_original, "same_detector": audit.same_detector,
+        "methods": methods, "reconstruction": reconstruction,
+        "baselines": {n: b.describe() for n, b in baselines.items()}, "curves": curves, "comparison": comparison,
+    }
+    report["verdict"] = verdict(report)
+    with audit.clock.stage("report"):
+        from veil.audit.report import frame_grid_jpeg, render_html
+
+        jpeg = frame_grid_jpeg(grid)
+        with atomic_path(out_dir / "frame_grid.jpg") as tmp:
+            tmp.write_bytes(jpeg)
+        report["stage_seconds"] = dict(audit.clock.seconds)  # the HTML shows every stage before this one
+        with atomic_path(out_dir / "report.html") as tmp:
+            tmp.write_text(render_html(report, jpeg))
+    report["stage_seconds"] = {**audit.clock.seconds, "total": round(time.perf_counter() - audit.clock.start, 2)}
+    write_json(out_dir / "report.json", report)
+    say(f"report written to {out_dir / 'report.html'}")
+    return report
+
+
+def _compare_presets(audit: Audit, config: AuditConfig, frames: dict[str, torch.Tensor | None], methods: dict,
+                     say: Callable[[str], None]) -> dict:
+    """Re-run cheaper presets' attackers (same crops, labels and seeds) on the original and
+    obfuscated frames: a stronger preset must find at least as much as a cheaper one."""
+    from veil.audit.config import PRESETS
+
+    out: dict = {}
+    for other in config.compare_presets:
+        cheap = replace(PRESETS[other], seeds=config.seeds, seed=config.seed, device=config.device,
+                        bootstrap=config.bootstrap, level=config.level)
+        out[other] = {"attackers": attacker_names(cheap), "methods": {}}
+        for name, f in frames.items():
+            if f is None:
+                continue
+            with audit.clock.stage(f"comparison with {other}"):
+                result = attack(f, audit.identity, audit.attributes, cheap)
+            row = {}
+            for p, r in result["identity"].items():
+                mine = methods[name]["identity"][p]["worst_case"]
+                row[p] = {"worst_case": r["worst_case"], "this_preset": mine["value"],
+                          "at_least_as_high": mine["value"] >= r["worst_case"]["value"],
+                          "this_preset_is": compare(r["worst_case"], mine).replace("better", "higher")
+                          .replace("worse", "lower")}
+            ra = methods[name]["attributes"]["worst_case"]
+            row["attributes"] = {"worst_case": result["attributes"]["worst_case"], "this_preset": ra["value"],
+                                 "at_least_as_high": ra["value"] >= result["attributes"]["worst_case"]["value"]}
+            out[other]["methods"][name] = row
+            say(f"{other} preset's attackers on {name}: " + ", ".join(
+                f"{p} {row[p]['worst_case']['value']:.3f} (this preset {row[p]['this_preset']:.3f})"
+                for p in result["identity"]))
+    return out
