@@ -54,6 +54,7 @@ class AuditConfig:
     level: float = 0.95
     compare_presets: tuple[str, ...] = ()  # cheaper presets re-run on the original and obfuscated crops
     device: str = "cpu"
+    workers: int | None = None  # attacker fits side by side on CPU (None: one per core, at most 4)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -62,8 +63,8 @@ class AuditConfig:
 PRESETS: dict[str, AuditConfig] = {
     "fast": AuditConfig(),
     "strong": AuditConfig(
-        attackers=None, crop_size=(48, 96), epochs=30, patience=3, augment="flip+crop", seeds=3,
-        attribute_train_frames=64, max_attribute_train=384, max_attribute_test=256, ap_frames=None,
+        attackers=None, crop_size=(40, 80), epochs=None, patience=2, augment="flip+crop", seeds=3,
+        attribute_train_frames=64, max_attribute_train=320, max_attribute_test=256, ap_frames=None,
         unet_steps=300, sweep_points=0, compare_presets=("fast",)),
     "full": AuditConfig(
         attackers=None, crop_size=(64, 128), epochs=60, patience=5, augment="flip+crop", seeds=3,

@@ -16,6 +16,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from torch import nn
 
 import veil
 from veil.adversaries.unet import reconstruct, reconstruction_quality, train_inverse
-from veil.audit.attacks import attack, attacker_names
+from veil.audit.attacks import attack, attack_pool, attacker_names
 from veil.audit.config import AuditConfig, resolve
 from veil.audit.frames import AuditFrames, Transform, baseline_transform, evenly, obfuscator_transform, transform_frames
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
@@ -70,6 +71,7 @@ class Audit:
     same_detector: bool  # the pseudo-labels are this detector's boxes: detect-then-anonymise may reuse them
     clock: Clock
     ap_original: float = float("nan")
+    pool: Executor | None = None  # where attacker fits run (veil.audit.attacks.attack_pool)
 
     @property
     def device(self) -> torch.device:
@@ -102,7 +104,7 @@ class Audit:
             entry["similarity_to_original"] = reconstruction_quality(ap_frames, self.frames.view.images[
                 self.ap_positions])
         with self.clock.stage("attacks"):
-            entry.update(attack(frames, self.identity, self.attributes if attributes else None, config))
+            entry.update(attack(frames, self.identity, self.attributes if attributes else None, config, self.pool))
         return entry
 
 
@@ -194,7 +196,13 @@ def run_audit(
     torch.manual_seed(config.seed)
     detector = detector.to(config.device)
     audit = prepare(dataset_dir, detector, config, user_attributes_csv, say)
-    out_dir = Path(out_dir)
+    with attack_pool(config) as audit.pool:
+        return _run(audit, dataset_dir, obfuscator, Path(out_dir), detector, preset, sweep, say)
+
+
+def _run(audit: Audit, dataset_dir, obfuscator, out_dir: Path, detector, preset, sweep: bool,
+         say: Callable[[str], None]) -> dict:
+    config = audit.config
     methods: dict[str, dict] = {}
     grid: dict[str, torch.Tensor] = {}
     grid_pos = int(audit.ap_positions[len(audit.ap_positions) // 2])
@@ -309,7 +317,7 @@ def _compare_presets(audit: Audit, config: AuditConfig, frames: dict[str, torch.
             if f is None:
                 continue
             with audit.clock.stage(f"comparison with {other}"):
-                result = attack(f, audit.identity, audit.attributes, cheap)
+                result = attack(f, audit.identity, audit.attributes, cheap, audit.pool)
             row = {}
             for p, r in result["identity"].items():
                 mine = methods[name]["identity"][p]["worst_case"]
