@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from veil.errors import VeilError
+from veil.evaluation.privacy_metrics import mean_accuracy, top1_accuracy
 
 Task = Literal["identity", "attributes"]
 TASKS = ("identity", "attributes")
@@ -54,8 +55,6 @@ def as_uint8_array(crops) -> np.ndarray:
 
 def score(pred: np.ndarray, y: np.ndarray, task: Task) -> float:
     """What early stopping maximises: top-1 (identity) or mA (attributes, de-coninck-2024 eq. 3)."""
-    from veil.evaluation.privacy_metrics import mean_accuracy, top1_accuracy
-
     return top1_accuracy(pred, y) if task == "identity" else mean_accuracy(pred, y)
 
 
@@ -69,6 +68,7 @@ class Attacker(ABC):
         self.seed = seed
         self.task: Task | None = None
         self.classes_: np.ndarray | None = None  # identity labels, in output order
+        self.crop_size: tuple[int, int] | None = None  # (w, h) of the crops fit was given
         self.validation_crops: int | None = None  # how many validation crops fit was given
         self.early_stopping = False  # whether they selected the epoch
 
@@ -78,7 +78,7 @@ class Attacker(ABC):
         if task not in TASKS:
             raise VeilError(f"unknown attack task {task!r} (known: {', '.join(TASKS)})")
         x, y = self._checked(crops, labels, task)
-        self.task = task
+        self.task, self.crop_size = task, (int(x.shape[3]), int(x.shape[2]))
         if task == "identity":
             self.classes_, y = np.unique(y.ravel(), return_inverse=True)
         val = None
@@ -114,7 +114,8 @@ class Attacker(ABC):
 
     def budget(self) -> dict:
         """The settings this attacker trains with (after fit: what it actually ran), for the report."""
-        return {"attacker": self.name, "family": self.family, "seed": self.seed, **self._budget(),
+        return {"attacker": self.name, "family": self.family, "seed": self.seed, "crop_size": self.crop_size,
+                **self._budget(),
                 "validation_crops": self.validation_crops, "early_stopping": self.early_stopping}
 
     @abstractmethod
@@ -143,6 +144,10 @@ class TorchAttacker(Attacker):
     Early stopping: with ``patience`` set and validation crops given to ``fit``, the score
     (top-1 or mA) is measured after every epoch; training stops after ``patience`` epochs
     without improvement and the best epoch's weights are kept. ``epochs`` is the maximum.
+
+    Default budgets (``default_*``, per subclass) are sized so that one fit + predict of ~300
+    crops at 48x96 costs at most ~15 single-thread CPU seconds (~10 s on 2 cores): the strong
+    audit runs every attacker on every method, seed and task.
     """
 
     mean: tuple[float, float, float] = IMAGENET_MEAN
