@@ -1,4 +1,5 @@
-"""Every registered attacker: one interface, real crops, better than chance when it can be."""
+"""Every registered attacker: one interface, real crops, better than chance when it can be,
+deterministic; plus the per-attacker budgets and early stopping of the neural ones."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from veil.adversaries import ATTACKERS
-from veil.adversaries.attackers import Attacker
+from veil.adversaries.attackers import FAMILIES, Attacker, TorchAttacker
 from veil.errors import VeilError
 from veil.evaluation.privacy_metrics import mean_accuracy, top1_accuracy
 
@@ -15,8 +16,10 @@ NAMES = ATTACKERS.names()
 SIZE = (32, 64)  # (w, h): the fast preset's crop size
 
 
-def test_at_least_five_attackers_are_registered():
-    assert {"small_cnn", "resnet18", "mobilenetv3_small", "efficientnet_lite0", "hog_linear"} <= set(NAMES)
+def test_at_least_eight_attackers_from_four_families():
+    assert len(NAMES) >= 8
+    families = {ATTACKERS.build(n).family for n in NAMES}
+    assert families == set(FAMILIES)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +73,58 @@ def test_better_than_chance_on_an_easy_case(name):
     assert mean_accuracy(attributes.predict(xt), at) > 0.65  # chance 0.5
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_predictions(name):
+    x, y, _ = _easy(24, 2)
+    xt, _, _ = _easy(30, 3)
+    preds = [ATTACKERS.build(name, epochs=1, batch_size=8, seed=7).fit(x, y, "identity").predict(xt)
+             for _ in range(2)]
+    np.testing.assert_array_equal(preds[0], preds[1])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_budget_reports_the_settings_and_the_family(name):
+    attacker = ATTACKERS.build(name, seed=3)
+    budget = attacker.budget()
+    assert budget["attacker"] == name and budget["family"] in FAMILIES and budget["seed"] == 3
+    if isinstance(attacker, TorchAttacker):  # the class defaults, unless the caller overrides them
+        assert budget["epochs"] == type(attacker).default_epochs and budget["augment"] == type(attacker).default_augment
+        assert ATTACKERS.build(name, epochs=2, augment="flip+crop").budget()["epochs"] == 2
+
+
+def test_early_stopping_keeps_the_best_epoch_and_stops_after_patience():
+    x, y, _ = _easy(48, 0)
+    xv, yv, _ = _easy(30, 1)
+    attacker = ATTACKERS.build("small_cnn", epochs=6, batch_size=8, patience=2).fit(x, y, "identity", (xv, yv))
+    budget = attacker.budget()
+    assert budget["early_stopping"] and budget["validation_crops"] == 30
+    assert 1 <= budget["best_epoch"] <= budget["epochs_run"] <= 6
+    # the kept weights are the best epoch's: they score exactly what that epoch scored
+    assert top1_accuracy(attacker.predict(xv), yv) == pytest.approx(budget["best_validation"])
+    # a validation set of identities never trained on scores 0 every epoch: stop after 1 + patience
+    stuck = ATTACKERS.build("small_cnn", epochs=6, batch_size=8, patience=2).fit(x, y, "identity", (xv, yv + 10))
+    assert stuck.budget()["epochs_run"] == 3 and stuck.budget()["best_epoch"] == 1
+
+
+def test_without_patience_validation_is_recorded_but_epochs_are_fixed():
+    x, y, attrs = _easy(24, 0)
+    attacker = ATTACKERS.build("small_cnn", epochs=2, batch_size=8).fit(x, attrs, "attributes", (x, attrs))
+    assert attacker.budget()["epochs_run"] == 2 and not attacker.budget()["early_stopping"]
+    assert attacker.budget()["validation_crops"] == 24
+
+
+def test_crop_augmentation_trains_and_moves_pixels():
+    attacker = ATTACKERS.build("small_cnn", augment="flip+crop")
+    x = torch.rand(16, 3, 48, 24)
+    torch.manual_seed(0)
+    out = attacker._augmenter()(x)
+    assert out.shape == x.shape and not torch.allclose(out, x) and not torch.allclose(out, x.flip(-1))
+    x, y, _ = _easy(48, 0)
+    xt, yt, _ = _easy(30, 1)
+    attacker = ATTACKERS.build("small_cnn", epochs=5, batch_size=8, augment="flip+crop").fit(x, y, "identity")
+    assert top1_accuracy(attacker.predict(xt), yt) > 0.6
+
+
 def test_interface_rejects_bad_input():
     attacker = ATTACKERS.build("hog_linear")
     with pytest.raises(VeilError):
@@ -78,6 +133,13 @@ def test_interface_rejects_bad_input():
         attacker.fit(np.zeros((2, 3, 64, 32), np.float32), [0, 1], "identity")
     with pytest.raises(VeilError):
         attacker.fit(np.zeros((2, 3, 64, 32), np.uint8), [0, 1], "gender")
+    with pytest.raises(VeilError):
+        ATTACKERS.build("small_cnn", augment="colour")
+    with pytest.raises(VeilError):
+        ATTACKERS.build("small_cnn", patience=0)
+    x, _, attrs = _easy(6, 0)
+    with pytest.raises(VeilError):  # validation with another attribute set
+        ATTACKERS.build("hog_linear").fit(x, attrs, "attributes", (x, attrs[:, :1]))
 
 
 def test_efficientnet_lite0_pretrained_weights_are_imagenet_features():

@@ -2,12 +2,15 @@
 registers every built-in one in ``ATTACKERS``; adding one is one file here."""
 
 from veil.adversaries.attackers import (  # noqa: F401  (registers)
+    colour_forest,
     efficientnet_lite0,
+    efficientnet_lite0_knn,
     hog_linear,
+    lbp_svm,
     mobilenetv3,
     resnet18,
     small_cnn,
 )
-from veil.adversaries.attackers.base import TASKS, Attacker, Task, TorchAttacker
+from veil.adversaries.attackers.base import AUGMENTS, FAMILIES, TASKS, Attacker, Task, TorchAttacker
 
-__all__ = ["TASKS", "Attacker", "Task", "TorchAttacker"]
+__all__ = ["AUGMENTS", "FAMILIES", "TASKS", "Attacker", "Task", "TorchAttacker"]

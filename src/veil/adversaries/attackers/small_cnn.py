@@ -29,6 +29,7 @@ class SmallCNN(nn.Module):
 
 class SmallCNNAttacker(TorchAttacker):
     name = "small_cnn"
+    default_epochs = 6  # ~1.5 CPU-s an epoch at 48x96 x 300 crops (see budget notes in base.py)
 
     def build(self, num_outputs: int) -> nn.Module:
         return SmallCNN(num_outputs)

@@ -1,0 +1,72 @@
+"""Shared scaffolding of the scikit-learn attackers: features in, one estimator per task out.
+
+A subclass says which descriptor it computes (``features``) and which estimator learns from
+it (``model``); this class handles the two tasks. Identity: one multi-class estimator.
+Attributes: one binary estimator per attribute, or a single multi-output one where the
+estimator supports it natively (trees); an attribute with one value in the training labels
+is predicted as that value.
+"""
+
+from __future__ import annotations
+
+import warnings
+from abc import abstractmethod
+
+import numpy as np
+
+from veil.adversaries.attackers.base import Attacker
+
+
+class _Constant:
+    """Stand-in model for an attribute with a single value in the training labels."""
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return np.full(len(x), self.value)
+
+
+class SklearnAttacker(Attacker):
+    family = "classical"
+    multi_output = False  # True: one estimator fits all (N, M) attribute labels at once
+
+    def __init__(self, seed: int = 0, **_unused) -> None:
+        # **_unused: accepts the neural attackers' training options (epochs, device, ...) and ignores them
+        super().__init__(seed)
+        self.models: list = []
+
+    @abstractmethod
+    def features(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) descriptors of uint8 (N, 3, h, w) crops."""
+
+    @abstractmethod
+    def model(self):
+        """A fresh, unfitted scikit-learn estimator."""
+
+    def _fit(self, x: np.ndarray, y: np.ndarray, _validation) -> None:  # no epochs to select
+        from sklearn.exceptions import ConvergenceWarning
+
+        f = self.features(x)
+        if self.task == "identity":
+            columns = [y]
+        elif self.multi_output:
+            columns = [y.astype(int)]
+        else:
+            columns = [y[:, j].astype(int) for j in range(y.shape[1])]
+        self.models = []
+        with warnings.catch_warnings():
+            # max_iter is a training budget, like the epochs of the neural attackers
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            for col in columns:
+                values = np.unique(col)
+                self.models.append(_Constant(int(values[0])) if len(values) < 2 else self.model().fit(f, col))
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        f = self.features(x)
+        preds = [m.predict(f) for m in self.models]
+        if self.task == "identity":
+            return preds[0]
+        if self.multi_output:
+            return preds[0].reshape(len(x), -1)
+        return np.stack(preds, 1)
