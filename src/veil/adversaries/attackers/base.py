@@ -63,6 +63,7 @@ class Attacker(ABC):
 
     name: str = "attacker"
     family: str = "cnn_scratch"  # a key of FAMILIES
+    deterministic: bool = False  # True when the seed cannot change the predictions
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed

@@ -23,6 +23,7 @@ from veil.adversaries.registry import ATTACKERS
 
 class EfficientNetLite0KnnAttacker(Attacker):
     name = "efficientnet_lite0_knn"
+    deterministic = True  # the seed changes nothing: the audit fits it once for all seeds
     family = "frozen_features"
 
     def __init__(self, k: int = 7, upscale: float = 1.0, feature_batch: int = 256, seed: int = 0,

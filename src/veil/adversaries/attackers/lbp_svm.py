@@ -18,6 +18,7 @@ from veil.adversaries.registry import ATTACKERS
 
 class LbpSvmAttacker(SklearnAttacker):
     name = "lbp_svm"
+    deterministic = True  # the seed changes nothing: the audit fits it once for all seeds
 
     def __init__(self, C: float = 10.0, texture_stripes: int = 4, colour_stripes: int = 6, **kwargs) -> None:
         super().__init__(**kwargs)
