@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from veil.adversaries import ATTACKERS
 from tests.adversaries.test_attackers import _easy
+from veil.adversaries import ATTACKERS
 
 DETERMINISTIC = [n for n in ATTACKERS.names() if ATTACKERS.build(n).deterministic]
 
