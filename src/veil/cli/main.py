@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from veil.cli import deploy
 from veil.cli.progress import bar, console
 from veil.errors import VeilError
 
@@ -132,20 +133,6 @@ def eval_utility(
 
 
 @app.command()
-def obfuscate(
-    checkpoint: Path = typer.Argument(..., help="obfuscator.safetensors of a run."),
-    source: Path = typer.Argument(..., help="Video file or image folder."),
-    output: Path = typer.Argument(..., help="Output video (.mp4/.avi) or folder."),
-) -> None:
-    """Obfuscate a video (video out) or an image folder (folder out)."""
-    from veil.deployment.obfuscate import obfuscate_media
-
-    with bar("obfuscating") as update:
-        n = obfuscate_media(checkpoint, source, output, progress=lambda d, t: update(d, t))
-    console.print(f"wrote {n} obfuscated frames to {output}")
-
-
-@app.command()
 def audit(
     checkpoint: Path | None = typer.Argument(None, help="obfuscator.safetensors; omit to audit baselines only."),
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder from 'veil data prepare'."),
@@ -182,6 +169,9 @@ def demo(
     from veil.demo import run_demo
 
     run_demo(out, preset=preset, device=_device(device), audit=audit, sweep=sweep)
+
+
+deploy.register(app)  # obfuscate, export, bench edge
 
 
 def _device(name: str) -> str:
