@@ -192,7 +192,8 @@ def _obfuscate_folder(obfuscator: nn.Module, size: tuple[int, int], source: Path
     known = [_frame_count(p) for p in videos]  # also refuses an undecodable video before any work
     counter = _Counter(progress, len(images) + sum(known) if None not in known else None)  # type: ignore[arg-type]
     with staged_folder(output) as stage:
-        for path, image in zip(images, _batched((read_image(p) for p in images), obfuscator, size, counter)):
+        obfuscated = _batched((read_image(p) for p in images), obfuscator, size, counter)
+        for path, image in zip(images, obfuscated, strict=True):  # strict: runs the generator to its end
             _write_image(stage / targets[path], image)
         for path in videos:
             target = stage / targets[path]

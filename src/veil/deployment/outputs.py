@@ -1,9 +1,10 @@
 """Where obfuscated output may go: never over the source, never over what Veil did not write.
 
-A folder that ``veil obfuscate`` creates carries a marker file listing every file it wrote.
-``--overwrite`` replaces an existing output file, or the files listed in an existing
-output folder's marker; a folder without the marker is never replaced, and a file Veil did
-not write is never deleted or overwritten.
+A folder that ``veil obfuscate`` creates carries a marker file listing every file it wrote,
+with its SHA-256. ``--overwrite`` replaces an existing output file, or, in an existing
+output folder, the files its marker lists and that still hold what Veil wrote. A folder
+without the marker is never touched, and a file Veil did not write (or that was edited
+since) is never deleted or overwritten.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from veil.data.sources import sha256
 from veil.errors import VeilError
 from veil.io import read_json, write_json
 
@@ -53,14 +55,20 @@ def check_output(source: Path | None, output: Path, folder: bool, overwrite: boo
             raise VeilError(f"the output {output} already exists (pass --overwrite to replace it)")
 
 
-def written_files(folder: Path) -> set[str]:
-    """Relative paths that veil obfuscate wrote into ``folder`` (from its marker)."""
+def written_files(folder: Path) -> dict[str, str]:
+    """Relative path -> SHA-256 of each file veil obfuscate wrote into ``folder`` (its marker)."""
     marker = read_json(folder / MARKER)
     files = marker.get("files") if isinstance(marker, dict) else None
     # A marker is a plain file anyone can edit: it may only name files inside the folder.
-    if not isinstance(files, list) or not all(_inside(f) for f in files):
+    if not isinstance(files, dict) or not all(_inside(f) and isinstance(h, str) for f, h in files.items()):
         raise VeilError(f"unreadable marker {folder / MARKER}: refusing to replace anything in {folder}")
-    return set(files)
+    return files
+
+
+def _ours(folder: Path, relative: str, written: dict[str, str]) -> bool:
+    """Whether ``folder/relative`` still holds exactly what Veil wrote there."""
+    path = folder / relative
+    return relative in written and path.is_file() and not path.is_symlink() and sha256(path) == written[relative]
 
 
 def _inside(relative: object) -> bool:
@@ -72,10 +80,12 @@ def check_folder_targets(output: Path, relative: list[str]) -> None:
     """Before any work: refuse if a planned file would replace a user's file in ``output``."""
     if not output.is_dir():
         return
-    ours = written_files(output)
-    clash = [r for r in relative if (output / r).exists() and r not in ours]
-    if clash:
-        raise VeilError(f"{output / clash[0]} was not written by veil obfuscate: refusing to overwrite it")
+    written = written_files(output)
+    clash = [r for r in relative if (output / r).exists() or (output / r).is_symlink()]
+    theirs = [r for r in clash if not _ours(output, r, written)]
+    if theirs:
+        raise VeilError(f"{output / theirs[0]} was not written by veil obfuscate (or was changed since): "
+                        "refusing to overwrite it")
 
 
 @contextlib.contextmanager
@@ -96,17 +106,19 @@ def publish(staging: Path, output: Path, relative: list[str], source: str) -> No
     replaced by a rename; files its old marker lists that this run did not write are
     removed; nothing else in it is touched.
     """
-    marker = {"format": "veil-obfuscated", "source": source, "files": sorted(relative)}
+    marker = {"format": "veil-obfuscated", "source": source,
+              "files": {rel: sha256(staging / rel) for rel in sorted(relative)}}
     if not output.exists():
         write_json(staging / MARKER, marker)
         os.replace(staging, output)
         return
-    stale = written_files(output) - set(relative)
+    written = written_files(output)
+    stale = [rel for rel in sorted(set(written) - set(relative)) if _ours(output, rel, written)]
     for rel in relative:
         (output / rel).parent.mkdir(parents=True, exist_ok=True)
         os.replace(staging / rel, output / rel)
-    for rel in sorted(stale):
-        (output / rel).unlink(missing_ok=True)
+    for rel in stale:
+        (output / rel).unlink()
         with contextlib.suppress(OSError):  # only empty folders go: rmdir refuses any other
             (output / rel).parent.rmdir()
     write_json(output / MARKER, marker)
