@@ -69,3 +69,23 @@ def export(
     elif int8:
         console.print("note: pass --dataset DIR to measure what int8 costs in relative person AP", highlight=False)
     typer.echo(json.dumps(summary, indent=2))
+
+
+@bench_app.command("edge")
+def bench_edge(
+    checkpoint: Path = typer.Argument(..., help="obfuscator.safetensors of a run."),
+    out: Path = typer.Option(Path("bench/results/edge-cpu.json"), help="JSON to write."),
+    repeats: int = typer.Option(20, help="Timed runs per measurement (the median is reported)."),
+    warmup: int = typer.Option(3, help="Untimed runs first."),
+) -> None:
+    """Obfuscator (PyTorch, ONNX fp32/int8) vs detector latency per 640x480 frame, 1 and all threads."""
+    from veil.deployment.bench import bench_edge as run
+    from veil.errors import VeilError
+    from veil.io import write_json
+
+    if repeats < 1 or warmup < 0:
+        raise VeilError("--repeats must be at least 1 and --warmup at least 0")
+    result = run(checkpoint, repeats=repeats, warmup=warmup, progress=lambda line: console.print(line, highlight=False))
+    write_json(out, result)
+    typer.echo(json.dumps({"ratio_to_detector": result["ratio_to_detector"], "target": result["target"]}, indent=2))
+    console.print(f"wrote {out}", highlight=False)
