@@ -75,7 +75,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     clip = range(min(test_indices), max(test_indices) + 1)
     with bar("obfuscating the vtest test range") as update:
         obfuscate_media(checkpoint, vtest_path(), out / "obfuscated.mp4", progress=lambda d, t: update(d, t),
-                        frames=clip)
+                        frames=clip, overwrite=True)
     stages["obfuscate"] = round(time.time() - start, 1)
 
     audit_summary = None

@@ -132,20 +132,6 @@ def eval_utility(
 
 
 @app.command()
-def obfuscate(
-    checkpoint: Path = typer.Argument(..., help="obfuscator.safetensors of a run."),
-    source: Path = typer.Argument(..., help="Video file or image folder."),
-    output: Path = typer.Argument(..., help="Output video (.mp4/.avi) or folder."),
-) -> None:
-    """Obfuscate a video (video out) or an image folder (folder out)."""
-    from veil.deployment.obfuscate import obfuscate_media
-
-    with bar("obfuscating") as update:
-        n = obfuscate_media(checkpoint, source, output, progress=lambda d, t: update(d, t))
-    console.print(f"wrote {n} obfuscated frames to {output}")
-
-
-@app.command()
 def demo(
     out: Path = typer.Option(Path("results/demo"), help="Results folder."),
     preset: str = typer.Option("cpu", help="'cpu' (fits the 25-minute budget on 2 cores) or 'paper'."),
@@ -170,9 +156,11 @@ def _device(name: str) -> str:
 
 
 def _register_commands() -> None:
-    from veil.cli import audit
+    """Commands that live in their own modules: audit; obfuscate, export, bench edge."""
+    from veil.cli import audit, deploy
 
-    audit.register(app)
+    for module in (audit, deploy):
+        module.register(app)
 
 
 _register_commands()

@@ -1,17 +1,24 @@
-"""``veil obfuscate``: run a trained obfuscator over a video or an image folder.
+"""``veil obfuscate``: run a trained obfuscator over footage.
+
+Sources: a video file (video out), a folder (searched recursively; its images and videos
+come out under the same relative names in the output folder), a webcam index such as
+``0`` or a stream URL (RTSP, HTTP...: video out; stop with Ctrl-C or ``max_frames``).
 
 Frames are resized to the size the obfuscator was trained at (the detector's scale), then
-obfuscated. Video in gives video out; an image folder gives an image folder. The output
-appears only when complete.
+obfuscated. A video keeps its source's frame rate and frame count, and carries no audio
+and none of the source's container metadata unless ``keep_audio`` (audio only, still no
+metadata). Outputs appear only when complete and never replace the source or anything
+Veil did not write (see :mod:`veil.deployment.outputs`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import os
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
+import signal
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import cv2
@@ -19,21 +26,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from veil.data.video import (
-    IMAGE_SUFFIXES,
-    VIDEO_SUFFIXES,
-    list_images,
-    read_image_folder,
-    read_video,
-    resize,
-    video_fps,
-    write_video,
-)
+from veil.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, resize, write_video
+from veil.deployment.audio import AUDIO_WARNING, mux_audio
+from veil.deployment.outputs import check_folder_targets, check_output, publish, staged_folder
+from veil.deployment.sources import Stream, is_live, open_stream
 from veil.errors import VeilError
 from veil.io import atomic_path
 from veil.training.state import load_models
 
 Progress = Callable[[int, int | None], None]
+WRITABLE_VIDEO = {".mp4", ".m4v", ".mov", ".mkv", ".avi"}  # containers write_video's codecs fit
 
 
 @torch.no_grad()
@@ -44,72 +46,171 @@ def apply(obfuscator: nn.Module, frames: list[np.ndarray], device: torch.device 
     return list(y.permute(0, 2, 3, 1).cpu().numpy())
 
 
-def _batched(frames: Iterator[np.ndarray], obfuscator: nn.Module, size: tuple[int, int],
-             progress: Progress | None, total: int | None, batch: int = 8) -> Iterator[np.ndarray]:
+class _Counter:
+    """Frames done across every file of one call, reported to ``progress``."""
+
+    def __init__(self, progress: Progress | None, total: int | None) -> None:
+        self.progress, self.total, self.done = progress, total, 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+        if self.progress:
+            self.progress(self.done, self.total)
+
+
+def _batched(frames: Iterable[np.ndarray], obfuscator: nn.Module, size: tuple[int, int],
+             counter: _Counter, batch: int = 8) -> Iterator[np.ndarray]:
     buf: list[np.ndarray] = []
-    done = 0
     for frame in frames:
         buf.append(resize(frame, size))
         if len(buf) == batch:
             yield from apply(obfuscator, buf)
-            done += len(buf)
+            counter.add(len(buf))
             buf = []
-            if progress:
-                progress(done, total)
     if buf:
         yield from apply(obfuscator, buf)
-        if progress:
-            progress(done + len(buf), total)
+        counter.add(len(buf))
 
 
 def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Path,
-                    progress: Progress | None = None, frames: range | None = None) -> int:
-    """Obfuscate ``source`` (video or image folder) into ``output``; returns the frame count.
+                    progress: Progress | None = None, frames: range | None = None, overwrite: bool = False,
+                    keep_audio: bool = False, max_frames: int | None = None,
+                    warn: Callable[[str], None] | None = None) -> int:
+    """Obfuscate ``source`` into ``output``; returns the number of frames written.
 
-    ``frames`` limits a video to those frame indices (the demo obfuscates its test range).
+    ``frames`` limits a video file to those frame indices (the demo obfuscates its test
+    range); ``max_frames`` stops any video or stream after that many frames. ``warn`` gets
+    the audio warning once the inputs are checked, when ``keep_audio`` is set.
     """
-    source, output = Path(source), Path(output)
+    output = Path(output)
+    if max_frames is not None and max_frames < 1:
+        raise VeilError(f"--max-frames must be at least 1, got {max_frames}")
+    live = is_live(str(source))
+    path = None if live else Path(source)
+    if path is not None and path.is_dir():
+        media = _folder_media(path)
+        check_output(path, output, folder=True, overwrite=overwrite)
+        obfuscator, size = _load(checkpoint)
+        if keep_audio and warn:
+            warn(AUDIO_WARNING)
+        return _obfuscate_folder(obfuscator, size, path, media, output, progress, keep_audio)
+    if path is not None:
+        if not path.is_file():
+            raise VeilError(f"input not found: {path}")
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            raise VeilError("pass a folder of images, or a video file")
+    elif keep_audio:
+        raise VeilError("--keep-audio works on video files and folders, not on webcams or streams")
+    if output.suffix.lower() not in WRITABLE_VIDEO:
+        raise VeilError(f"output of a video must be a video file ({', '.join(sorted(WRITABLE_VIDEO))}), got {output}")
+    check_output(path, output, folder=False, overwrite=overwrite)
+    obfuscator, size = _load(checkpoint)
+    if keep_audio and warn:
+        warn(AUDIO_WARNING)
+    stream = open_stream(str(source) if live else path)  # type: ignore[arg-type]
+    total = len(frames) if frames is not None else stream.total
+    if max_frames is not None:
+        total = min(total, max_frames) if total is not None else max_frames
+    counter = _Counter(progress, total)
+    return _obfuscate_video(obfuscator, size, stream, output, counter, frames, max_frames,
+                            audio_from=path if keep_audio else None)
+
+
+def _load(checkpoint: str | Path) -> tuple[nn.Module, tuple[int, int]]:
     obfuscator, _, meta = load_models(checkpoint)
-    size = tuple(meta.get("frame_size") or (640, 480))
-    if source.is_dir():
-        images = list_images(source)
-        if not images:
-            raise VeilError(f"no images found in {source}")
-        if output.suffix.lower() in VIDEO_SUFFIXES:
-            raise VeilError("an image folder obfuscates into a folder, not a video file")
-        images_in = (f.image for f in read_image_folder(source))
-        output.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=output.parent, prefix=f".{output.name}."))
-        try:
-            n = 0
-            for path, out in zip(images, _batched(images_in, obfuscator, size, progress, len(images))):
-                cv2.imwrite(str(tmp / (path.stem + ".png")), cv2.cvtColor(out, cv2.COLOR_RGB2BGR))
-                n += 1
-            if output.exists():
-                shutil.rmtree(output)
-            os.replace(tmp, output)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return n
-    if not source.is_file():
-        raise VeilError(f"input not found: {source}")
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        raise VeilError("pass a folder of images, or a video file")
-    if output.suffix.lower() not in VIDEO_SUFFIXES:
-        raise VeilError(f"output of a video must be a video file (.mp4, .avi), got {output}")
-    fps = video_fps(source)
-    if frames is None:
-        capture = cv2.VideoCapture(str(source))
-        total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
-        capture.release()
-        decoded = (f.image for f in read_video(source))
-    else:
-        total = len(frames)
+    return obfuscator, tuple(meta.get("frame_size") or (640, 480))  # type: ignore[return-value]
+
+
+def _obfuscate_video(obfuscator: nn.Module, size: tuple[int, int], stream: Stream, output: Path, counter: _Counter,
+                     frames: range | None = None, max_frames: int | None = None,
+                     audio_from: Path | None = None) -> int:
+    """Write the obfuscated frames of ``stream`` to ``output`` at the stream's own frame rate."""
+    decoded: Iterable[np.ndarray] = iter(stream)
+    if frames is not None:
         # Stop decoding once past the range instead of reading the rest of the video.
-        in_reach = itertools.takewhile(lambda f: f.index < frames.stop, read_video(source))
-        decoded = (f.image for f in in_reach if f.index in frames)
-    with atomic_path(output) as tmp:
-        n = write_video(tmp, _batched(decoded, obfuscator, size, progress, total), fps)
-        if n == 0:
-            raise VeilError(f"no frames of {source} in the range {frames}")
+        indexed = itertools.takewhile(lambda item: item[0] < frames.stop, enumerate(decoded))
+        decoded = (image for index, image in indexed if index in frames)
+    if max_frames is not None:
+        decoded = itertools.islice(decoded, max_frames)
+    with contextlib.ExitStack() as stack:
+        if stream.live:
+            stopped = stack.enter_context(_stop_on_interrupt())
+            decoded = itertools.takewhile(lambda _image: not stopped(), decoded)
+        with atomic_path(output) as tmp:
+            n = write_video(tmp, _batched(decoded, obfuscator, size, counter), stream.fps)
+            if n == 0:
+                raise VeilError(f"no frames of {stream.name} in the range {frames}")
+            if audio_from is not None:
+                with atomic_path(tmp) as muxed:
+                    mux_audio(tmp, audio_from, muxed)
     return n
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt() -> Iterator[Callable[[], bool]]:
+    """Ctrl-C ends a live stream cleanly: the frames so far become a complete video."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop.is_set
+        return
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        yield stop.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _folder_media(source: Path) -> list[Path]:
+    """Images and videos under ``source``, recursively, skipping hidden files and folders."""
+    media = sorted(
+        p for p in source.rglob("*")
+        if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(source).parts)
+    )
+    if not media:
+        raise VeilError(f"no images or videos found in {source}")
+    return media
+
+
+def _mirrored(relative: Path) -> str:
+    """Same relative name; a video whose container OpenCV cannot write becomes .mp4."""
+    if relative.suffix.lower() in VIDEO_SUFFIXES and relative.suffix.lower() not in WRITABLE_VIDEO:
+        relative = relative.with_suffix(".mp4")
+    return relative.as_posix()
+
+
+def _obfuscate_folder(obfuscator: nn.Module, size: tuple[int, int], source: Path, media: list[Path],
+                      output: Path, progress: Progress | None, keep_audio: bool) -> int:
+    targets = {p: _mirrored(p.relative_to(source)) for p in media}
+    # Case-insensitive file systems would merge names that differ only in case.
+    clashes = [t for t, n in Counter(t.lower() for t in targets.values()).items() if n > 1]
+    if clashes:
+        raise VeilError(f"two inputs would both be written as {output / clashes[0]}: rename one of them")
+    check_folder_targets(output, list(targets.values()))
+    images = [p for p in media if p.suffix.lower() in IMAGE_SUFFIXES]
+    videos = [p for p in media if p not in set(images)]
+    known = [_frame_count(p) for p in videos]  # also refuses an undecodable video before any work
+    counter = _Counter(progress, len(images) + sum(known) if None not in known else None)  # type: ignore[arg-type]
+    with staged_folder(output) as stage:
+        obfuscated = _batched((read_image(p) for p in images), obfuscator, size, counter)
+        for path, image in zip(images, obfuscated, strict=True):  # strict: runs the generator to its end
+            _write_image(stage / targets[path], image)
+        for path in videos:
+            target = stage / targets[path]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            _obfuscate_video(obfuscator, size, open_stream(path), target, counter,
+                             audio_from=path if keep_audio else None)
+        publish(stage, output, list(targets.values()), str(source))
+    return counter.done
+
+
+def _frame_count(path: Path) -> int | None:
+    stream = open_stream(path)
+    stream.close()
+    return stream.total
+
+
+def _write_image(path: Path, image: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise VeilError(f"cannot write image {path}")

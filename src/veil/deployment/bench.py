@@ -1,0 +1,110 @@
+"""``veil bench edge``: per-frame CPU latency of the obfuscator against the detector it serves.
+
+The paper's edge table (de-coninck-2024 section 4.5): the obfuscator must cost the camera
+far less than the detector costs the cloud. Everything runs on one real vtest frame at
+640x480: the obfuscator in PyTorch and in ONNX Runtime (fp32 and int8), with 1 thread and
+with all threads, and the detector (PyTorch) on the same frame. Latency is the median of
+``repeats`` timed runs after ``warmup`` untimed ones. Target: obfuscator <= 1/50 of the
+detector, compared at the same thread count.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+
+import torch
+
+from veil.deployment.export import export_onnx, output_paths, vtest_frames
+from veil.deployment.runtime import OnnxObfuscator, to_input
+from veil.training.state import load_models
+
+FRAME_SIZE = (640, 480)
+TARGET_RATIO = 1 / 50
+
+
+def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> dict:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
+            "max_ms": round(max(times), 2), "repeats": repeats}
+
+
+def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detector=None,
+               progress: Callable[[str], None] | None = None) -> dict:
+    """Latency table at 640x480 for ``checkpoint``'s obfuscator and ``detector`` (default: its own)."""
+    say = progress or (lambda _line: None)
+    checkpoint = Path(checkpoint)
+    obfuscator, _, meta = load_models(checkpoint)
+    if detector is None:
+        from veil.detectors import DETECTORS
+
+        weights = meta["config"].get("detector_weights")
+        detector = DETECTORS.build(meta["config"]["detector"], **({"weights": weights} if weights else {}))
+    detector.eval()
+    frame = vtest_frames((100,), FRAME_SIZE)
+    x = to_input(frame)
+    x_torch = torch.from_numpy(x)
+    cores = os.cpu_count() or 1
+    threads = {"1_thread": 1, f"{cores}_threads": cores}
+    result: dict = {
+        "frame": f"vtest.avi frame 100 at {FRAME_SIZE[0]}x{FRAME_SIZE[1]}, batch 1",
+        "checkpoint": {"file": str(checkpoint), "epoch": meta.get("epoch"),
+                       "trained": bool(meta.get("epoch"))},
+        "machine": _machine(),
+        "latency": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="veil-bench-edge.") as tmp:
+        say("exporting fp32 and int8 ONNX")
+        card = export_onnx(checkpoint, Path(tmp) / "obfuscator.onnx", int8=True)
+        result["obfuscator"] = {"parameters": card["model"]["parameters"],
+                                "gmacs_640x480": round(card["model"]["macs_640x480"] / 1e9, 3)}
+        paths = output_paths(Path(tmp) / "obfuscator.onnx", int8=True)
+        previous = torch.get_num_threads()
+        try:
+            for label, n in threads.items():
+                torch.set_num_threads(n)
+                say(f"timing with {label.replace('_', ' ')}")
+                with torch.inference_mode():
+                    row = {"obfuscator_pytorch": median_ms(lambda: obfuscator(x_torch), repeats, warmup)}
+                    for kind in ("fp32", "int8"):
+                        model = OnnxObfuscator(paths[kind], threads=n)
+                        row[f"obfuscator_onnx_{kind}"] = median_ms(lambda m=model: m.run(x), repeats, warmup)
+                    row["detector"] = median_ms(lambda: detector.detect(x_torch), repeats, warmup)
+                result["latency"][label] = row
+        finally:
+            torch.set_num_threads(previous)
+    result["detector"] = {"name": detector.name, "framework": f"PyTorch {torch.__version__}"}
+    result["ratio_to_detector"] = {
+        label: {k: round(v["median_ms"] / row["detector"]["median_ms"], 4)
+                for k, v in row.items() if k != "detector"}
+        for label, row in result["latency"].items()
+    }
+    best = min(v for ratios in result["ratio_to_detector"].values() for v in ratios.values())
+    one = result["ratio_to_detector"]["1_thread"]["obfuscator_onnx_fp32"]
+    result["target"] = {"ratio_max": TARGET_RATIO, "onnx_fp32_1_thread": one, "met_by_onnx_fp32_1_thread":
+                        one <= TARGET_RATIO, "best_ratio": best, "met_by_best": best <= TARGET_RATIO}
+    result["machine"]["load_average_after"] = list(os.getloadavg())
+    return result
+
+
+def _machine() -> dict:
+    model = ""
+    if Path("/proc/cpuinfo").is_file():
+        model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                      if line.startswith("model name")), "")
+    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "python": platform.python_version(),
+            "torch": torch.__version__, "onnxruntime": version("onnxruntime"),
+            # A shared machine: other processes' load skews the numbers, so it is recorded.
+            "load_average_before": list(os.getloadavg())}

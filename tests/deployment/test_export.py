@@ -1,0 +1,125 @@
+"""`veil export`: one real export (fp32 + int8, AP on real pseudo-labels) checked from every side."""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tests.deployment.cli import assert_one_error_line, run_veil
+from veil.data.sources import sha256
+from veil.deployment.export import VERIFY_FRAMES, output_paths, vtest_frames
+from veil.deployment.obfuscate import apply
+from veil.deployment.runtime import load_onnx_obfuscator
+from veil.training.config import TrainConfig
+from veil.training.state import build_models, load_models
+
+
+@pytest.fixture(scope="module")
+def exported(small_checkpoint, dataset, tmp_path_factory):
+    """``veil export --int8 --dataset`` on the val split (15 real frames, YOLO pseudo-labels)."""
+    out = tmp_path_factory.mktemp("export") / "obfuscator.onnx"
+    monkeypatch = pytest.MonkeyPatch()
+    capsys = _Capture()
+    try:
+        code, stdout, err = run_veil(monkeypatch, capsys, "export", small_checkpoint, "--out", out, "--int8",
+                                     "--dataset", dataset, "--split", "val")
+    finally:
+        monkeypatch.undo()
+    assert code == 0, err
+    return out, json.loads(stdout)
+
+
+class _Capture:
+    """capsys for a module-scoped fixture: run_veil only calls readouterr()."""
+
+    def __init__(self) -> None:
+        import contextlib
+        import io
+
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.stack = contextlib.ExitStack()
+        self.stack.enter_context(contextlib.redirect_stdout(self.out))
+        self.stack.enter_context(contextlib.redirect_stderr(self.err))
+
+    def readouterr(self):
+        self.stack.close()
+        return self.out.getvalue(), self.err.getvalue()
+
+
+def test_fp32_matches_pytorch_on_real_frames_at_any_size(exported, small_checkpoint):
+    out, summary = exported
+    card = json.loads(output_paths(out)["card"].read_text())
+    assert summary["max_abs_diff_vs_pytorch"] == card["parity"]["max_abs_diff"] < 1e-4
+    model = onnx.load(str(out))
+    assert card["opset"] == summary["opset"] >= 17
+    assert min(o.version for o in model.opset_import if o.domain in ("", "ai.onnx")) >= 17
+    dims = [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", 3, "height", "width"]
+    # Our own check, independent of the card: a batch of 3 real frames at a size the card never saw.
+    obfuscator = load_models(small_checkpoint)[0]
+    frames = vtest_frames((10, 20, 30), (203, 117))
+    expected = np.stack(apply(obfuscator, list(frames)))
+    got = load_onnx_obfuscator(out, threads=1)(frames)
+    assert got.shape == expected.shape == (3, 117, 203, 3)
+    assert np.abs(got.astype(int) - expected).max() <= 1  # uint8 rounding of a ~1e-7 float difference
+
+
+def test_model_card(exported, small_checkpoint):
+    out, _ = exported
+    paths = output_paths(out, int8=True)
+    card = json.loads(paths["card"].read_text())
+    obfuscator = load_models(small_checkpoint)[0]
+    assert card["model"]["parameters"] == sum(p.numel() for p in obfuscator.parameters())
+    assert 0.4e9 < card["model"]["macs_640x480"] < 1e9 and card["model"]["mac_counter"].startswith("ptflops")
+    assert card["input"]["layout"] == "NCHW" and card["input"]["range"] == [0, 1]
+    assert card["input"]["trained_frame_size"] == [160, 120]
+    assert card["training"]["config"]["obfuscator"] == "mobilenet_ae"
+    assert card["detector"]["name"] == "yolo"
+    assert card["checkpoint"]["sha256"] == sha256(small_checkpoint)
+    for kind in ("fp32", "int8"):
+        assert card["files"][kind]["sha256"] == sha256(paths[kind])
+    assert card["parity"]["frames"] == f"vtest.avi frames {list(VERIFY_FRAMES)}"
+
+
+def test_int8_runs_and_its_ap_cost_is_measured(exported, dataset):
+    out, summary = exported
+    int8 = load_onnx_obfuscator(output_paths(out, int8=True)["int8"])
+    frame = vtest_frames((100,), (160, 120))[0]
+    result = int8(frame)
+    assert result.shape == frame.shape and result.dtype == np.uint8
+    card = json.loads(output_paths(out)["card"].read_text())
+    utility = card["utility"]
+    assert utility["frames"] == 15 and utility["split"] == "val" and utility["detector"].startswith("yolo")
+    assert utility["person_ap"]["original"] > 0.5  # real YOLO against its own pseudo-labels
+    assert set(utility["relative_ap"]) == {"onnx_fp32", "onnx_int8"}
+    assert all(0 <= v <= 1.5 for v in utility["relative_ap"].values())
+    assert summary["int8_relative_ap_cost"] == pytest.approx(
+        utility["relative_ap"]["onnx_fp32"] - utility["relative_ap"]["onnx_int8"])
+    assert 0 < card["int8"]["max_abs_diff_vs_fp32"] < 0.5
+    assert "train split" in card["int8"]["calibration"]
+
+
+def test_existing_export_is_not_overwritten(monkeypatch, capsys, exported, small_checkpoint):
+    out, _ = exported
+    before = out.read_bytes()
+    result = run_veil(monkeypatch, capsys, "export", small_checkpoint, "--out", out)
+    assert_one_error_line(result, "already exists (pass --overwrite")
+    assert out.read_bytes() == before
+
+
+def test_export_must_be_onnx(monkeypatch, capsys, small_checkpoint, tmp_path):
+    result = run_veil(monkeypatch, capsys, "export", small_checkpoint, "--out", tmp_path / "model.pt")
+    assert_one_error_line(result, "must be an .onnx file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_checkpoint_round_trip(exported):
+    """Memory -> safetensors checkpoint -> ONNX gives the network that was saved, on real frames."""
+    out, _ = exported
+    torch.manual_seed(0)  # the small_checkpoint fixture's seed: the same untrained weights
+    in_memory = build_models(TrainConfig())[0].eval()
+    frames = vtest_frames((200, 400), (160, 120))
+    expected = np.stack(apply(in_memory, list(frames)))
+    assert np.abs(load_onnx_obfuscator(out)(frames).astype(int) - expected).max() <= 1
