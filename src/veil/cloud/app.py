@@ -140,7 +140,7 @@ class Analyzer:
 
 _UPLOAD_BODY = {"required": True, "content": {t: {"schema": {"type": "string", "format": "binary"}}
                                                for t in MEDIA_TYPES}}
-_CAMERA = PathParam(..., pattern=CAMERA_NAME.pattern, max_length=64, description="Camera name.")
+_CAMERA = PathParam(..., pattern=f"^{CAMERA_NAME.pattern}$", max_length=64, description="Camera name.")
 
 
 def create_app(settings: ServeSettings) -> FastAPI:
