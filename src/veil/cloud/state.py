@@ -24,7 +24,7 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS latest (
     camera TEXT PRIMARY KEY, ts REAL NOT NULL, people INTEGER NOT NULL,
     width INTEGER NOT NULL, height INTEGER NOT NULL, detections TEXT NOT NULL,
-    media_type TEXT, image BLOB, frames INTEGER NOT NULL DEFAULT 1
+    media_type TEXT, image BLOB, frames INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counts (camera TEXT NOT NULL, ts REAL NOT NULL, people INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS counts_camera_ts ON counts (camera, ts);
@@ -58,14 +58,14 @@ class SharedState:
         ts = time.time() if ts is None else ts
         if not self.keep_frames:
             image, media_type = None, None
+        row = (ts, people, width, height, json.dumps(detections), media_type, image)
         with self._connect() as db:  # one transaction: readers see all of it or none
-            db.execute(
-                "INSERT INTO latest (camera, ts, people, width, height, detections, media_type, image) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (camera) DO UPDATE SET ts=excluded.ts, "
-                "people=excluded.people, width=excluded.width, height=excluded.height, "
-                "detections=excluded.detections, media_type=excluded.media_type, image=excluded.image, "
-                "frames=latest.frames + 1 WHERE excluded.ts >= latest.ts",
-                (camera, ts, people, width, height, json.dumps(detections), media_type, image))
+            db.execute("INSERT INTO latest (camera, ts, people, width, height, detections, media_type, image, frames) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT (camera) DO NOTHING", (camera, *row))
+            db.execute("UPDATE latest SET frames = frames + 1 WHERE camera = ?", (camera,))
+            # Workers finish out of order: an older frame counts, but never replaces a newer one.
+            db.execute("UPDATE latest SET ts = ?, people = ?, width = ?, height = ?, detections = ?, media_type = ?, "
+                       "image = ? WHERE camera = ? AND ts <= ?", (*row, camera, ts))
             db.execute("INSERT INTO counts (camera, ts, people) VALUES (?, ?, ?)", (camera, ts, people))
             db.execute("DELETE FROM counts WHERE camera = ? AND ts < (SELECT ts FROM counts WHERE camera = ? "
                        "ORDER BY ts DESC LIMIT 1 OFFSET ?)", (camera, camera, self.history - 1))

@@ -31,7 +31,6 @@ import numpy as np
 
 from veil.data.video import resize
 from veil.errors import VeilError
-from veil.io import read_json
 
 Obfuscate = Callable[[np.ndarray], np.ndarray]
 ENCODINGS = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY, "image/jpeg"),
@@ -319,6 +318,7 @@ def load_obfuscator(path: str | Path, threads: int | None = None) -> tuple[Obfus
     beside an ``.onnx``, or from the checkpoint), or None when no card says.
     """
     from veil.deployment.export import export_onnx, load_onnx_obfuscator, output_paths
+    from veil.io import read_json
 
     path = Path(path)
     if not path.is_file():
