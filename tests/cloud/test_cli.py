@@ -10,7 +10,7 @@ from tests.cloud.conftest import veil_command, veil_env
 
 
 def veil(*args, **kwargs):
-    return subprocess.run(veil_command(*args), capture_output=True, text=True, env=veil_env(), timeout=120, **kwargs)
+    return subprocess.run(veil_command(*args), capture_output=True, text=True, env=veil_env(), timeout=600, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_edge_bad_input(clip, tmp_path, change, fragment):
         options["--obfuscator"] = str(tmp_path / "model.onnx")
     args = [a for k, v in options.items() for a in (k, v)]
     env = {k: v for k, v in veil_env().items() if k != "VEIL_TOKEN"}
-    result = subprocess.run(veil_command("edge", *args), capture_output=True, text=True, env=env, timeout=120,
+    result = subprocess.run(veil_command("edge", *args), capture_output=True, text=True, env=env, timeout=600,
                             cwd=tmp_path)
     assert_one_line_error(result, fragment)
 

@@ -35,7 +35,7 @@ def test_dashboard_shows_frames_and_counts_from_a_real_edge_run(server, tokens, 
     env = {**veil_env(), "VEIL_TOKEN": tokens[1]["dash"]}  # the token via the environment, not argv
     run = subprocess.run(veil_command("edge", "--source", clip, "--server", server.url, "--camera", "dash",
                                       "--obfuscator", onnx_obfuscator, "--max-frames", frames, "--threads", 1),
-                         capture_output=True, text=True, env=env, timeout=180)
+                         capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
     assert f"sent {frames} obfuscated frames" in run.stderr
     latest = httpx.get(f"{server.url}/v1/cameras/dash/latest").json()
@@ -68,4 +68,4 @@ def test_dashboard_shows_frames_and_counts_from_a_real_edge_run(server, tokens, 
     assert state["points"] == frames  # one chart point per frame the edge sent
     # Everything the page loaded came from the service itself: nothing from the internet.
     assert state["resources"] and all(name.startswith(server.url) for name in state["resources"])
-    assert browser.get_log("browser") == [] or all(e["level"] != "SEVERE" for e in browser.get_log("browser"))
+    assert "camera(s), updated" in browser.find_element("id", "status").text  # its last poll succeeded

@@ -317,12 +317,12 @@ def load_obfuscator(path: str | Path, threads: int | None = None) -> tuple[Obfus
     Returns the callable and the frame size the model was trained at (from the model card
     beside an ``.onnx``, or from the checkpoint), or None when no card says.
     """
-    from veil.deployment.export import export_onnx, load_onnx_obfuscator, output_paths
-    from veil.io import read_json
-
     path = Path(path)
     if not path.is_file():
         raise VeilError(f"obfuscator not found: {path}")
+    from veil.deployment.export import export_onnx, load_onnx_obfuscator, output_paths
+    from veil.io import read_json
+
     if path.suffix.lower() == ".onnx":
         card_path = output_paths(path)["card"]
         size = read_json(card_path)["input"]["trained_frame_size"] if card_path.is_file() else None
