@@ -81,7 +81,7 @@ def test_worker_killed_and_restarted_mid_stream(server, tokens, clip, obfuscate)
     """kill -9 the worker while a live-paced stream runs; the agent backs off, reconnects and finishes."""
     originals = clip_frames(clip)
     config = EdgeConfig(source=str(clip), server=server.url, token=tokens[1]["fault"], camera="fault", quality=90,
-                        realtime=True, queue_size=4, backoff_start=0.1, backoff_max=1.0, retry_for=90)
+                        realtime=True, queue_size=4, backoff_start=0.1, backoff_max=1.0, retry_for=600)
     events: list[str] = []
     agent = EdgeAgent(config, obfuscate, on_event=events.append)
     result: dict = {}
