@@ -43,16 +43,17 @@ def serve(
     """Serve the detector over HTTP: POST /v1/cameras/CAMERA/frames; dashboard at /."""
     if ctx.invoked_subcommand is not None:
         return
-    import uvicorn
-
-    from veil.cloud.app import SETTINGS_ENV, ServeSettings, settings_env
     from veil.cloud.auth import read_tokens
-    from veil.detectors import DETECTORS
 
     if tokens is None:
         raise VeilError("--tokens FILE is required (create one with 'veil serve token add CAMERA --tokens FILE')")
     if not read_tokens(tokens):
         raise VeilError(f"{tokens} holds no camera token yet: add one with 'veil serve token add CAMERA'")
+    import uvicorn
+
+    from veil.cloud.app import SETTINGS_ENV, ServeSettings, settings_env
+    from veil.detectors import DETECTORS
+
     if detector not in DETECTORS:
         raise VeilError(f"unknown detector {detector!r} (known: {', '.join(DETECTORS.names())})")
     if detector_weights and not Path(detector_weights).is_file():
