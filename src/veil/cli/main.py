@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from veil.cli.progress import bar, console
+from veil.cli.serve import register as register_serve
 from veil.errors import VeilError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -21,6 +22,7 @@ data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a trained obfuscator.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
+register_serve(app)
 
 
 def _detector(name: str, weights: str | None, device: str = "cpu"):

@@ -1,0 +1,88 @@
+"""nginx in front of several ``veil serve`` workers: the config, and a foreground runner.
+
+:func:`nginx_config` is the configuration the README shows (round-robin over the workers,
+the body size limit, keep-alive to the upstreams). :func:`run_nginx` starts Debian's nginx
+with it in the foreground (no daemon, everything in one temporary folder) for the load
+benchmark and the tests; production would put the same ``upstream``/``server`` blocks in
+the system's nginx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from veil.errors import VeilError
+
+
+def nginx_config(listen: str, workers: list[str], prefix: str | Path, max_body: str = "8m") -> str:
+    """An nginx.conf balancing ``workers`` (``host:port``) behind ``listen`` (``host:port``)."""
+    prefix = Path(prefix)
+    upstreams = "\n".join(f"        server {w} max_fails=1 fail_timeout=2s;" for w in workers)
+    temp = "\n".join(f"    {kind}_temp_path {prefix / kind};" for kind in ("client_body", "proxy", "fastcgi",
+                                                                               "uwsgi", "scgi"))
+    return f"""worker_processes 1;
+daemon off;
+error_log {prefix / "error.log"} warn;
+pid {prefix / "nginx.pid"};
+events {{ worker_connections 512; }}
+http {{
+    access_log off;
+{temp}
+    client_max_body_size {max_body};
+    client_body_buffer_size {max_body};  # frames stay in memory, never in a temp file
+    upstream veil {{
+{upstreams}
+        keepalive 32;
+    }}
+    server {{
+        listen {listen};
+        location / {{
+            proxy_pass http://veil;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_next_upstream error timeout http_502 http_503;
+            proxy_read_timeout 60s;
+        }}
+    }}
+}}
+"""
+
+
+@contextlib.contextmanager
+def run_nginx(port: int, workers: list[str], timeout: float = 20.0) -> Iterator[str]:
+    """Run nginx on ``127.0.0.1:port`` in front of ``workers``; yield its URL; stop it on exit."""
+    binary = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not Path(binary).is_file():
+        raise VeilError("nginx is not installed (apt-get install -y nginx-light)")
+    with tempfile.TemporaryDirectory(prefix="veil-nginx-") as prefix:
+        conf = Path(prefix) / "nginx.conf"
+        conf.write_text(nginx_config(f"127.0.0.1:{port}", workers, prefix))
+        process = subprocess.Popen([binary, "-p", prefix, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                if process.poll() is not None:
+                    raise VeilError(f"nginx exited: {process.stderr.read().decode().strip()}")
+                with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+                if time.monotonic() > deadline:
+                    raise VeilError(f"nginx did not listen on port {port} within {timeout:g} s")
+                time.sleep(0.05)
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            process.terminate()  # SIGTERM: nginx's fast shutdown
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(10)

@@ -1,0 +1,182 @@
+"""Real services on loopback: ``veil serve`` in subprocesses, a short vtest clip, a tiny ONNX obfuscator.
+
+Every loop here is bounded: servers get a deadline to come up, and are stopped (SIGTERM, then
+SIGKILL) when their fixture ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+FRAME_SIZE = (320, 240)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def veil_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
+    return env
+
+
+def veil_command(*args) -> list[str]:
+    return [sys.executable, "-m", "veil.cli.main", *map(str, args)]
+
+
+@dataclass
+class Server:
+    """One ``veil serve`` process on 127.0.0.1."""
+
+    tokens: Path
+    state_dir: Path
+    log: Path
+    port: int = field(default_factory=free_port)
+    extra: tuple = ()
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> Server:
+        args = ["serve", "--tokens", self.tokens, "--port", self.port, "--state-dir", self.state_dir,
+                "--threads", 1, *self.extra]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(veil_command(*args), stdout=log, stderr=subprocess.STDOUT, env=veil_env())
+        if wait:
+            self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"veil serve exited with {self.process.returncode}:\n{self.log.read_text()}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"veil serve did not come up in {timeout} s:\n{self.log.read_text()}")
+
+    def kill(self) -> None:
+        """Kill -9: the crash a worker suffers, no graceful shutdown."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+
+
+@pytest.fixture(scope="package")
+def tokens(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """A tokens file with two cameras, and their plain tokens (which the file must not hold)."""
+    from veil.cloud.auth import add_token
+
+    path = tmp_path_factory.mktemp("tokens") / "tokens.json"
+    return path, {name: add_token(path, name) for name in ("cam1", "cam2", "fault", "dash", "lb")}
+
+
+@pytest.fixture(scope="package")
+def server(tokens, tmp_path_factory, request):
+    """The package's shared server (real YOLO), storing what it receives, with small size limits."""
+    root = tmp_path_factory.mktemp("serve")
+    srv = Server(tokens[0], root / "state", root / "serve.log",
+                 extra=("--store", root / "store", "--max-bytes", 400_000, "--max-pixels", 1_000_000))
+    srv.store = root / "store"
+    srv.start(wait=False)
+    try:
+        # Both take seconds of CPU: make the clip and export the obfuscator while the server boots.
+        request.getfixturevalue("clip")
+        request.getfixturevalue("onnx_obfuscator")
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="package")
+def clip(vtest, tmp_path_factory) -> Path:
+    """40 real vtest frames at 320x240 and 10 fps: a short camera recording."""
+    from veil.data.video import read_video, resize, write_video
+
+    path = tmp_path_factory.mktemp("clip") / "clip.avi"
+    frames = (resize(f.image, FRAME_SIZE) for f in read_video(vtest) if 100 <= f.index < 140)
+    write_video(path, frames, fps=10.0)
+    return path
+
+
+def clip_frames(path: Path) -> list[np.ndarray]:
+    """The clip decoded as the agent decodes it (OpenCV, RGB)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(path))
+    out = []
+    for _ in range(1000):
+        ok, bgr = capture.read()
+        if not ok:
+            break
+        out.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    capture.release()
+    return out
+
+
+@pytest.fixture(scope="package")
+def onnx_obfuscator(tmp_path_factory) -> Path:
+    """A tiny untrained obfuscator exported with ``veil export``'s code (its output is what matters)."""
+    from veil.deployment.export import export_onnx
+    from veil.training.config import TrainConfig
+    from veil.training.state import build_models, save_models
+
+    folder = tmp_path_factory.mktemp("obf")
+    config = TrainConfig(obfuscator_width=0.25)
+    obfuscator, deobfuscator = build_models(config)
+    save_models(folder / "obfuscator.safetensors", config, obfuscator, deobfuscator,
+                {"frame_size": list(FRAME_SIZE)})
+    export_onnx(folder / "obfuscator.safetensors", folder / "obfuscator.onnx")
+    return folder / "obfuscator.onnx"
+
+
+def decode(body: bytes) -> np.ndarray:
+    """An uploaded JPEG/WebP body as RGB."""
+    import cv2
+
+    bgr = cv2.imdecode(np.frombuffer(body, np.uint8), cv2.IMREAD_COLOR)
+    assert bgr is not None, "an uploaded body is not an image"
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean absolute luma difference of two RGB frames.
+
+    Luma, because JPEG keeps chroma at half resolution (4:2:0): on the untrained obfuscator's
+    colour noise that alone costs ~11 levels per channel, while luma survives within ~2.
+    """
+    import cv2
+
+    def luma(x):
+        return cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)
+
+    return float(np.abs(luma(a) - luma(b)).mean())

@@ -1,0 +1,37 @@
+"""A short, bounded version of the load benchmark: real nginx in front of 2 real workers."""
+
+import concurrent.futures
+
+import httpx
+
+from tests.cloud.conftest import Server, clip_frames, free_port
+from veil.cloud.loadbalancer import run_nginx
+from veil.deployment.edge import encode
+
+
+def test_nginx_balances_two_stateless_workers(server, tokens, clip, onnx_obfuscator, tmp_path):
+    from veil.deployment.edge import load_obfuscator
+
+    obfuscate, _ = load_obfuscator(onnx_obfuscator, threads=1)
+    bodies = [encode(obfuscate(f), "jpeg", 85) for f in clip_frames(clip)[:8]]
+    # A second worker process sharing the first one's tokens and state folder.
+    second = Server(tokens[0], server.state_dir, tmp_path / "serve2.log").start()
+    try:
+        with run_nginx(free_port(), [f"127.0.0.1:{server.port}", f"127.0.0.1:{second.port}"]) as url:
+            headers = {"Authorization": f"Bearer {tokens[1]['lb']}", "Content-Type": "image/jpeg"}
+
+            def send(body):
+                return httpx.post(f"{url}/v1/cameras/lb/frames", content=body, headers=headers, timeout=60)
+
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                responses = list(pool.map(send, bodies))
+            assert [r.status_code for r in responses] == [200] * len(bodies)
+            workers = {r.json()["worker"] for r in responses}
+            assert len(workers) == 2, workers  # both workers served requests
+            # Whichever worker answers, the dashboard's data covers every frame (shared state).
+            for _ in range(4):
+                summary = {c["camera"]: c for c in httpx.get(f"{url}/v1/cameras", timeout=30).json()}
+                assert summary["lb"]["frames"] == len(bodies)
+                assert len(httpx.get(f"{url}/v1/cameras/lb/history", timeout=30).json()) == len(bodies)
+    finally:
+        second.stop()
