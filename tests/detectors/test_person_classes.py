@@ -16,6 +16,7 @@ def coco_yolo():
     torch.manual_seed(0)
     model = DetectionModel("yolov8n.yaml", nc=80, verbose=False)
     model.names = dict(enumerate(YAML.load(ROOT / "cfg/datasets/coco.yaml")["names"].values()))
+    model.args = {}  # what a checkpoint carries (its training arguments)
     return model
 
 

@@ -167,7 +167,7 @@ def test_changed_settings_are_refused_on_resume(dataset, yolo, tmp_path):
 
 def test_two_process_ddp_run_shards_frames_and_writes_the_usual_checkpoint(dataset, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            "-m", "veil.cli.main", "train", str(dataset), "--out", str(tmp_path / "ddp"), "--preset", "smoke",
            "--epochs", "1", "--steps-per-epoch", "2", "--batch-size", "2", "--width", "0.25", "--device", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
