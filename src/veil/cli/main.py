@@ -13,7 +13,6 @@ from pathlib import Path
 import typer
 
 from veil.cli.progress import bar, console
-from veil.cli.serve import register as register_serve
 from veil.errors import VeilError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -22,13 +21,15 @@ data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a trained obfuscator.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
-register_serve(app)
 
 
-def _detector(name: str, weights: str | None, device: str = "cpu"):
+def _detector(name: str, weights: str | None, device: str = "cpu", person_classes: list[int] | None = None):
     from veil.detectors import DETECTORS
 
-    return DETECTORS.build(name, **({"weights": weights} if weights else {})).to(device)
+    kwargs = {"weights": weights} if weights else {}
+    if person_classes is not None:
+        kwargs["person_classes"] = person_classes
+    return DETECTORS.build(name, **kwargs).to(device)
 
 
 @data_app.command("prepare")
@@ -41,9 +42,12 @@ def data_prepare(
     detector: str = typer.Option("yolo", help="Detector that makes the pseudo-labels."),
     detector_weights: str | None = typer.Option(None, help="Detector weights file."),
     conf: float | None = typer.Option(None, help="Pseudo-label threshold (default: the detector's)."),
+    person_classes: str | None = typer.Option(None, help="YOLO classes that are people, e.g. 0 or 0,2 "
+                                                         "(default: all for the shipped model, 0 for COCO)."),
     overwrite: bool = typer.Option(False, help="Replace an existing dataset folder."),
 ) -> None:
     """Sample, resize, split and pseudo-label footage into a dataset folder."""
+    from veil.cli.train import parse_person_classes
     from veil.data.dataset import PrepareConfig, prepare_dataset
     from veil.data.video import parse_size
 
@@ -54,55 +58,12 @@ def data_prepare(
     if len(fractions) != 3:
         raise VeilError(f"--split must be three numbers like 0.8,0.1,0.1, got {split!r}")
     config = PrepareConfig(fps=fps, size=parse_size(size), split=fractions, conf=conf)  # type: ignore[arg-type]
-    det = _detector(detector, detector_weights)
+    det = _detector(detector, detector_weights, person_classes=parse_person_classes(person_classes))
     with bar("pseudo-labelling") as update:
         path = prepare_dataset(source, out, det, config, overwrite=overwrite, progress=lambda d, t: update(d, t))
     manifest = json.loads((path / "manifest.json").read_text())
     counts = {k: len(v) for k, v in manifest["splits"].items()}
     console.print(f"dataset {path}: {counts}, {manifest['num_boxes']} pseudo-label boxes")
-
-
-@app.command()
-def train(
-    dataset: Path = typer.Argument(..., help="Dataset folder from 'veil data prepare'."),
-    out: Path = typer.Option(Path("runs/obfuscator"), help="Run folder (checkpoints, log.csv)."),
-    preset: str = typer.Option("paper", help="'paper' (30 epochs, whole frames) or 'cpu' (short, crops)."),
-    epochs: int | None = typer.Option(None, help="Override the preset's epochs."),
-    batch_size: int | None = typer.Option(None),
-    crop: int | None = typer.Option(None, help="Train on square random crops of this size."),
-    steps_per_epoch: int | None = typer.Option(None),
-    lr: float | None = typer.Option(None),
-    a_obj: float = typer.Option(1.0, help="Weight of the detector loss."),
-    a_rec: float = typer.Option(1.0, help="Weight of the (maximised) reconstruction loss."),
-    width: float = typer.Option(1.0, help="Obfuscator width multiplier."),
-    detector: str | None = typer.Option(None, help="Detector (default: the dataset's)."),
-    detector_weights: str | None = typer.Option(None),
-    seed: int = typer.Option(0),
-    device: str = typer.Option("auto", help="cpu, cuda or auto."),
-    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
-) -> None:
-    """Train an obfuscator against the frozen detector (de-coninck-2024)."""
-    from veil.training.presets import make_config
-    from veil.training.trainer import Trainer
-
-    config = make_config(preset, dataset, epochs=epochs, batch_size=batch_size, crop=crop,
-                         steps_per_epoch=steps_per_epoch, lr=lr, a_obj=a_obj, a_rec=a_rec,
-                         obfuscator_width=width, detector=detector, detector_weights=detector_weights, seed=seed)
-    trainer = Trainer(dataset, out, config, device=_device(device))
-    if resume and trainer.resume():
-        console.print(f"resumed {out} after epoch {trainer.epoch}")
-    elif (out / "last.safetensors").exists():
-        raise VeilError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
-    total = config.epochs * trainer.steps_per_epoch()
-    with bar("training", total) as update:
-        def on_step(epoch: int, step: int, steps: int, losses: dict) -> None:
-            update(epoch * steps + step, total, f"epoch {epoch + 1} L_obj {losses['loss_obj']:.3f} "
-                                                f"L_rec {losses['loss_rec']:.4f}")
-
-        update(trainer.epoch * trainer.steps_per_epoch(), total)
-        result = trainer.fit(on_step)
-    last = result.history[-1] if result.history else {}
-    console.print(f"checkpoint {result.checkpoint}; last epoch: {json.dumps(last)}")
 
 
 @eval_app.command("utility")
@@ -125,8 +86,9 @@ def eval_utility(
     obfuscator, deobfuscator, meta = load_models(checkpoint)
     data = FrameDataset(dataset, split)
     det = _detector(detector or meta["config"]["detector"], detector_weights or meta["config"].get("detector_weights"),
-                    dev)
-    result = evaluate_utility(det, data, obfuscator.to(dev), deobfuscator.to(dev), device=dev)
+                    dev, None if detector else meta["config"].get("detector_person_classes"))
+    result = evaluate_utility(det, data, obfuscator.to(dev), deobfuscator.to(dev) if deobfuscator else None,
+                              device=dev)
     text = json.dumps(result, indent=2)
     if out:
         write_json(out, result)
@@ -158,10 +120,10 @@ def _device(name: str) -> str:
 
 
 def _register_commands() -> None:
-    """Commands that live in their own modules: audit; obfuscate, export, bench edge."""
-    from veil.cli import audit, deploy
+    """Commands that live in their own modules: train; audit; obfuscate, export, bench edge; serve, edge."""
+    from veil.cli import audit, deploy, serve, train
 
-    for module in (audit, deploy):
+    for module in (train, audit, deploy, serve):
         module.register(app)
 
 

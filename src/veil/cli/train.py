@@ -1,0 +1,92 @@
+"""``veil train``: a thin layer over veil.training.Trainer (runs under torchrun as well)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+import typer
+
+from veil.cli.progress import bar, console
+from veil.errors import VeilError
+
+
+def parse_person_classes(text: str | None) -> list[int] | None:
+    """``"0,2"`` -> ``[0, 2]``."""
+    if text is None:
+        return None
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise VeilError(f"--person-classes must be class ids like 0 or 0,2, got {text!r}") from None
+
+
+def train(
+    dataset: Path = typer.Argument(..., help="Dataset folder from 'veil data prepare'."),
+    out: Path = typer.Option(Path("runs/obfuscator"), help="Run folder (checkpoints, log.csv)."),
+    preset: str = typer.Option("paper", help="'paper' (30 epochs, whole frames), 'cpu' (short, crops), "
+                                             "'cpu-budget' (cpu + wu-2018's budget ensemble)."),
+    adversary: list[str] = typer.Option(None, "--adversary", help="NAME:WEIGHT, repeatable, e.g. "
+                                        "--adversary reconstruction:1 --adversary budget:2 (default: the preset's)."),
+    adversary_option: list[str] = typer.Option(None, "--adversary-option",
+                                               help="ADVERSARY.OPTION=VALUE, repeatable, e.g. budget.models=4."),
+    epochs: int | None = typer.Option(None, help="Override the preset's epochs."),
+    batch_size: int | None = typer.Option(None, help="Frames per step and process."),
+    crop: int | None = typer.Option(None, help="Train on square random crops of this size."),
+    steps_per_epoch: int | None = typer.Option(None),
+    lr: float | None = typer.Option(None),
+    a_obj: float = typer.Option(1.0, help="Weight of the detector loss."),
+    width: float = typer.Option(1.0, help="Obfuscator width multiplier."),
+    detector: str | None = typer.Option(None, help="Detector (default: the dataset's)."),
+    detector_weights: str | None = typer.Option(None),
+    person_classes: str | None = typer.Option(None, help="Detector classes that are people, e.g. 0 or 0,2 "
+                                                         "(default: the dataset's)."),
+    seed: int = typer.Option(0),
+    device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
+) -> None:
+    """Train an obfuscator against the frozen detector and the chosen adversaries."""
+    from veil.cli.main import _device
+    from veil.training.config import parse_adversaries, parse_options
+    from veil.training.presets import make_config
+    from veil.training.trainer import Trainer
+
+    config = make_config(preset, dataset, epochs=epochs, batch_size=batch_size, crop=crop,
+                         steps_per_epoch=steps_per_epoch, lr=lr, a_obj=a_obj, obfuscator_width=width,
+                         detector=detector, detector_weights=detector_weights,
+                         detector_person_classes=parse_person_classes(person_classes), seed=seed,
+                         adversaries=parse_adversaries(adversary) if adversary else None,
+                         adversary_options=parse_options(adversary_option or []))
+    trainer = Trainer(dataset, out, config, device=_device(device))
+    rank0 = trainer.rank == 0
+    if resume and trainer.resume():
+        if rank0:
+            console.print(f"resumed {out} after epoch {trainer.epoch}")
+    elif (out / "last.safetensors").exists():
+        raise VeilError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+    if rank0:
+        weights = ", ".join(f"{k} x {v:g}" for k, v in config.adversaries.items())
+        console.print(f"training against: detector x {config.a_obj:g}, {weights}"
+                      + (f" on {trainer.world_size} processes" if trainer.world_size > 1 else ""))
+    total = config.epochs * trainer.steps_per_epoch()
+    # only rank 0 draws progress; the other ranks train silently
+    with bar("training", total) if rank0 else contextlib.nullcontext(_silent) as update:
+        def on_step(epoch: int, step: int, steps: int, losses: dict) -> None:
+            shown = " ".join(f"{k} {v:.3f}" for k, v in losses.items() if k in ("loss_obj", "loss_rec", "loss_budget"))
+            update(epoch * steps + step, total, f"epoch {epoch + 1} {shown}")
+
+        update(trainer.epoch * trainer.steps_per_epoch(), total)
+        result = trainer.fit(on_step)
+    trainer.close()
+    if rank0:
+        last = result.history[-1] if result.history else {}
+        console.print(f"checkpoint {result.checkpoint}; last epoch: {json.dumps(last)}")
+
+
+def _silent(*_args, **_kwargs) -> None:
+    """Progress update of the ranks that draw none."""
+
+
+def register(app: typer.Typer) -> None:
+    app.command("train")(train)
