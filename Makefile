@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.veil-installed
 
-.PHONY: demo test install lint bench browser clean
+.PHONY: demo test install lint bench system-deps clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,16 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/veil demo
 
-# Headless Chromium renders the audit report in the tests (Debian's package, root only).
-browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+# Debian packages the tests use for real: Chromium (+ its WebDriver) renders the audit report and
+# the dashboard, nginx balances the service's workers, ffmpeg/ffprobe check audio and metadata.
+SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe
+SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg
 
-test: install browser
+system-deps:
+	@missing=0; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; \
+	if [ $$missing = 1 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; fi
+
+test: install system-deps
 	$(PY) -m pytest -q
 
 lint: install
