@@ -1,6 +1,6 @@
 """Benchmark: obfuscator vs detector latency per 640x480 frame on this CPU -> JSON.
 
-    python bench/bench_edge.py [CHECKPOINT] [--repeats 20] [--out bench/results/edge-cpu.json]
+    python bench/bench_edge.py [CHECKPOINT] [--onnx EXPORT.onnx] [--repeats 20] [--out bench/results/edge-cpu.json]
 
 Same as `veil bench edge`. Without CHECKPOINT it times an untrained mobilenet_ae (latency
 does not depend on the weights) and says so in the JSON.
@@ -32,11 +32,12 @@ def main() -> None:
     parser.add_argument("checkpoint", nargs="?", type=Path)
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--onnx", type=Path, help="an existing 'veil export --int8' of CHECKPOINT to time")
     parser.add_argument("--out", type=Path, default=Path("bench/results/edge-cpu.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint = args.checkpoint or untrained_checkpoint(Path(tmp))
-        result = bench_edge(checkpoint, repeats=args.repeats, warmup=args.warmup, progress=print)
+        result = bench_edge(checkpoint, repeats=args.repeats, warmup=args.warmup, progress=print, onnx=args.onnx)
     write_json(args.out, result)
     print(json.dumps({"latency": result["latency"], "ratio_to_detector": result["ratio_to_detector"],
                       "target": result["target"]}, indent=2))

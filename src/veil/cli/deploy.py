@@ -77,6 +77,7 @@ def bench_edge(
     out: Path = typer.Option(Path("bench/results/edge-cpu.json"), help="JSON to write."),
     repeats: int = typer.Option(20, help="Timed runs per measurement (the median is reported)."),
     warmup: int = typer.Option(3, help="Untimed runs first."),
+    onnx: Path | None = typer.Option(None, help="Time this 'veil export --int8' output instead of exporting anew."),
 ) -> None:
     """Obfuscator (PyTorch, ONNX fp32/int8) vs detector latency per 640x480 frame, 1 and all threads."""
     from veil.deployment.bench import bench_edge as run
@@ -85,7 +86,8 @@ def bench_edge(
 
     if repeats < 1 or warmup < 0:
         raise VeilError("--repeats must be at least 1 and --warmup at least 0")
-    result = run(checkpoint, repeats=repeats, warmup=warmup, progress=lambda line: console.print(line, highlight=False))
+    result = run(checkpoint, repeats=repeats, warmup=warmup, onnx=onnx,
+                 progress=lambda line: console.print(line, highlight=False))
     write_json(out, result)
     typer.echo(json.dumps({"ratio_to_detector": result["ratio_to_detector"], "target": result["target"]}, indent=2))
     console.print(f"wrote {out}", highlight=False)

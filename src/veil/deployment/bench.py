@@ -21,8 +21,11 @@ from pathlib import Path
 
 import torch
 
-from veil.deployment.export import export_onnx, output_paths, vtest_frames
+from veil.data.sources import sha256
+from veil.deployment.export import MAC_COUNTER, count_macs, export_onnx, output_paths, vtest_frames
 from veil.deployment.runtime import OnnxObfuscator, to_input
+from veil.errors import VeilError
+from veil.io import read_json
 from veil.training.state import load_models
 
 FRAME_SIZE = (640, 480)
@@ -42,8 +45,11 @@ def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> dict:
 
 
 def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detector=None,
-               progress: Callable[[str], None] | None = None) -> dict:
-    """Latency table at 640x480 for ``checkpoint``'s obfuscator and ``detector`` (default: its own)."""
+               progress: Callable[[str], None] | None = None, onnx: str | Path | None = None) -> dict:
+    """Latency table at 640x480 for ``checkpoint``'s obfuscator and ``detector`` (default: its own).
+
+    ``onnx``: an existing ``veil export --int8`` of this checkpoint to time (else one is made).
+    """
     say = progress or (lambda _line: None)
     checkpoint = Path(checkpoint)
     obfuscator, _, meta = load_models(checkpoint)
@@ -66,11 +72,16 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
         "latency": {},
     }
     with tempfile.TemporaryDirectory(prefix="veil-bench-edge.") as tmp:
-        say("exporting fp32 and int8 ONNX")
-        card = export_onnx(checkpoint, Path(tmp) / "obfuscator.onnx", int8=True)
+        paths = output_paths(Path(onnx or Path(tmp) / "obfuscator.onnx"), int8=True)
+        if onnx is None:
+            say("exporting fp32 and int8 ONNX")
+            card = export_onnx(checkpoint, paths["fp32"], int8=True)
+        else:
+            card = _matching_card(paths, checkpoint)
+        result["onnx"] = str(onnx) if onnx else "exported for this run"
         result["obfuscator"] = {"parameters": card["model"]["parameters"],
-                                "gmacs_640x480": round(card["model"]["macs_640x480"] / 1e9, 3)}
-        paths = output_paths(Path(tmp) / "obfuscator.onnx", int8=True)
+                                "gmacs_640x480": round(card["model"]["macs_640x480"] / 1e9, 3),
+                                "mac_counter": MAC_COUNTER}
         previous = torch.get_num_threads()
         try:
             for label, n in threads.items():
@@ -85,7 +96,11 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
                 result["latency"][label] = row
         finally:
             torch.set_num_threads(previous)
-    result["detector"] = {"name": detector.name, "framework": f"PyTorch {torch.__version__}"}
+    detector_macs, detector_params = count_macs(detector.model, FRAME_SIZE)
+    result["detector"] = {"name": detector.name, "framework": f"PyTorch {torch.__version__}",
+                          "parameters": detector_params, "gmacs_640x480": round(detector_macs / 1e9, 3)}
+    # Load-independent: what the ratio would be if latency followed arithmetic alone.
+    result["macs_ratio"] = round(card["model"]["macs_640x480"] / detector_macs, 4)
     result["ratio_to_detector"] = {
         label: {k: round(v["median_ms"] / row["detector"]["median_ms"], 4)
                 for k, v in row.items() if k != "detector"}
@@ -97,6 +112,17 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
                         one <= TARGET_RATIO, "best_ratio": best, "met_by_best": best <= TARGET_RATIO}
     result["machine"]["load_average_after"] = list(os.getloadavg())
     return result
+
+
+def _matching_card(paths: dict[str, Path], checkpoint: Path) -> dict:
+    """The card of an existing export, which must be of ``checkpoint`` and include int8."""
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise VeilError(f"{missing[0]} not found: export with 'veil export --int8' first, or omit --onnx")
+    card = read_json(paths["card"])
+    if card.get("checkpoint", {}).get("sha256") != sha256(checkpoint):
+        raise VeilError(f"{paths['fp32']} was not exported from {checkpoint} (its card names other weights)")
+    return card
 
 
 def _machine() -> dict:

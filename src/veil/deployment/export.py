@@ -46,7 +46,7 @@ from veil.errors import VeilError
 from veil.io import atomic_path, write_json
 from veil.training.state import load_models
 
-__all__ = ["export_onnx", "load_onnx_obfuscator", "output_paths", "vtest_frames"]
+__all__ = ["count_macs", "export_onnx", "load_onnx_obfuscator", "output_paths", "vtest_frames"]
 
 DEFAULT_OPSET = 18  # the dynamo exporter's native opset; it cannot down-convert Pad to 17
 PARITY_TOLERANCE = 1e-4  # float32 outputs in [0, 1]; a correct export differs by ~1e-7
@@ -159,16 +159,25 @@ def _dataset(dataset: str | Path, split: str):
     return data
 
 
-def _model_stats(obfuscator: nn.Module, config: dict) -> dict:
+MAC_COUNTER = f"ptflops {version('ptflops')} (pytorch backend)"
+
+
+def count_macs(model: nn.Module, size: tuple[int, int] = MAC_SIZE) -> tuple[int, int]:
+    """(multiply-accumulates, parameters) of one ``size`` (width, height) RGB frame, by ptflops."""
     from ptflops import get_model_complexity_info
 
-    w, h = MAC_SIZE
+    w, h = size
     with contextlib.redirect_stdout(io.StringIO()):  # ptflops prints warnings for unknown modules
-        macs, params = get_model_complexity_info(obfuscator, (3, h, w), as_strings=False,
-                                                 print_per_layer_stat=False, backend="pytorch")
+        macs, _ = get_model_complexity_info(model, (3, h, w), as_strings=False,
+                                            print_per_layer_stat=False, backend="pytorch")
+    # ptflops counts trainable parameters only, and a frozen detector has none.
+    return int(macs), sum(p.numel() for p in model.parameters())
+
+
+def _model_stats(obfuscator: nn.Module, config: dict) -> dict:
+    macs, params = count_macs(obfuscator)
     return {"architecture": config.get("obfuscator"), "width": config.get("obfuscator_width"),
-            "parameters": int(params), "macs_640x480": int(macs),
-            "mac_counter": f"ptflops {version('ptflops')} (pytorch backend)"}
+            "parameters": params, "macs_640x480": macs, "mac_counter": MAC_COUNTER}
 
 
 def _input_contract(obfuscator: nn.Module, frame_size: tuple[int, int]) -> dict:
