@@ -155,7 +155,8 @@ def main() -> None:
         "latency_ms": {"p50": float(np.percentile(lat_ms, 50)), "p95": float(np.percentile(lat_ms, 95)),
                        "mean": float(lat_ms.mean()), "max": float(lat_ms.max())} if len(ok) else None,
         "requests_per_worker": per_worker,
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
+        "machine": {"cpu_count": os.cpu_count(), "niceness": os.nice(0), "platform": platform.platform(),
+                    "python": platform.python_version(),
                     "loadavg_before": load_before, "loadavg_after": load_after},
     }
     write_json(args.out, result)

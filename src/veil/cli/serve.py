@@ -134,7 +134,8 @@ def edge(
     check_config(config)  # a bad URL or option fails before the model is loaded
     obfuscate, trained_size = load_obfuscator(str(obfuscator), threads=threads)
     config.size = parse_size(size) if size else trained_size
-    with Live(Text("starting"), console=console, refresh_per_second=4, transient=False) as live:
+    # Transient: on an error the status line vanishes, leaving the one ``error:`` line.
+    with Live(Text("starting"), console=console, refresh_per_second=4, transient=True) as live:
         agent = EdgeAgent(config, obfuscate, on_status=lambda s: live.update(Text(s.line())),
                           on_event=lambda line: console.print(line, highlight=False))
         try:
@@ -142,7 +143,7 @@ def edge(
         except KeyboardInterrupt:
             stats = agent.stats
             stats.state = "stopped"
-        live.update(Text(stats.line()))
+    console.print(stats.line(), highlight=False)
     console.print(f"sent {stats.sent} obfuscated frames, dropped {stats.dropped} under back-pressure, "
                   f"{stats.rejected} rejected, {stats.reconnects} reconnect(s)", highlight=False)
 
