@@ -267,14 +267,16 @@ class BudgetAdversary(TrainingAdversary):
         """One cross-entropy step of the models ``indices`` on the crops (O fixed); returns their CE.
         A rank without crops still takes part (with weight 0) so DDP's collectives line up."""
         weight = 1.0 if len(labels) else 0.0
+        # BatchNorm cannot normalise a batch of fewer than two samples: batch statistics of one
+        # crop (or of one crop twice) have zero variance, and its backward pass turned the
+        # weights into NaN. Such a step uses the running statistics instead.
+        batch_stats = len(labels) >= 2
         if len(labels) == 0:
-            crops = crops.new_zeros(2, 3, *self.crop_size)
-            labels = torch.zeros(2, dtype=torch.long, device=crops.device)
-        elif len(labels) == 1:  # BatchNorm needs two values per channel
-            crops, labels = crops.repeat(2, 1, 1, 1), labels.repeat(2)
+            crops = crops.new_zeros(1, 3, *self.crop_size)
+            labels = torch.zeros(1, dtype=torch.long, device=crops.device)
         losses = []
         for i in indices:
-            self.models[i].train()
+            self.models[i].train(batch_stats)
             with self.ctx.autocast():
                 losses.append(F.cross_entropy(self.wrapped[i](crops).float(), labels) * weight)
         for i in indices:
