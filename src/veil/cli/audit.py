@@ -47,7 +47,7 @@ def audit(
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
     report = run_audit(dataset, obfuscator, out, det, preset=preset, sweep=sweep, user_attributes_csv=attributes_csv,
-                       overrides=overrides, progress=lambda line: console.print(line, highlight=False))
+                       overrides=overrides, progress=typer.echo)  # progress on stdout: stderr carries only errors
     typer.echo(json.dumps(report["verdict"], indent=2))
     console.print(f"report: {out / 'report.html'}")
 
