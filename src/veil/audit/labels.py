@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from veil.audit.config import AuditConfig
-from veil.audit.frames import AuditFrames
+from veil.audit.frames import AuditFrames, FrameView
 from veil.data.attributes import AttributeTable, drop_unbalanced, load_user_attributes, pseudo_attributes
 from veil.data.crops import CropSet, all_crops
 from veil.data.identities import hold_out_latest, track_identities
@@ -94,9 +94,7 @@ def _sample(crops: CropSet, k: int | None, seed: int) -> CropSet:
     return crops.subset(np.sort(np.random.default_rng(seed).choice(len(crops), k, replace=False)))
 
 
-def _labels(frames: AuditFrames, split: str, crops: CropSet, user_csv: str | Path | None
-            ) -> tuple[CropSet, AttributeTable, str]:
-    view, _ = frames.split(split)
+def _labels(view: FrameView, crops: CropSet, user_csv: str | Path | None) -> tuple[CropSet, AttributeTable, str]:
     if user_csv is None:
         return crops, pseudo_attributes(view.images, crops), "pseudo"
     table, keep = load_user_attributes(user_csv, crops, view.names)
@@ -116,10 +114,10 @@ def attribute_task(frames: AuditFrames, config: AuditConfig, user_csv: str | Pat
     """Attribute labels of train-split crops (attacker-train/val) and test-split crops."""
     train_view, train_pos = frames.split("train")
     test_view, test_pos = frames.split("test")
-    train, table_train, source = _labels(frames, "train", _sample(all_crops(train_view), config.max_attribute_train,
-                                                                   config.seed), user_csv)
-    test, table_test, _ = _labels(frames, "test", _sample(all_crops(test_view), config.max_attribute_test,
-                                                           config.seed + 1), user_csv)
+    train, table_train, source = _labels(train_view, _sample(all_crops(train_view), config.max_attribute_train,
+                                                             config.seed), user_csv)
+    test, table_test, _ = _labels(test_view, _sample(all_crops(test_view), config.max_attribute_test,
+                                                     config.seed + 1), user_csv)
     # the 99%-one-value rule sees the attacker-train labels only: no peeking at the test labels
     kept = drop_unbalanced(table_train)
     if not kept.names:

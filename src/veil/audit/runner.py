@@ -28,7 +28,15 @@ import veil
 from veil.adversaries.unet import reconstruct, reconstruction_quality, train_inverse
 from veil.audit.attacks import attack, attack_pool, attacker_names
 from veil.audit.config import AuditConfig, resolve
-from veil.audit.frames import AuditFrames, Transform, baseline_transform, evenly, obfuscator_transform, transform_frames
+from veil.audit.frames import (
+    AuditFrames,
+    FrameView,
+    Transform,
+    baseline_transform,
+    evenly,
+    obfuscator_transform,
+    transform_frames,
+)
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.sweep import trace, weak_to_strong
@@ -68,6 +76,7 @@ class Audit:
     attributes: AttributeTask
     detector: nn.Module
     ap_positions: torch.Tensor  # positions of the AP frames in the frame table
+    ap_view: FrameView  # those frames (original images, pseudo-labels), cut once
     same_detector: bool  # the pseudo-labels are this detector's boxes: detect-then-anonymise may reuse them
     clock: Clock
     ap_original: float = float("nan")
@@ -82,15 +91,13 @@ class Audit:
             return transform_frames(transform, self.frames.view, device=self.device)
 
     def person_ap(self, ap_frames: torch.Tensor) -> float:
-        view = self.frames.view.subset(self.ap_positions.numpy())
         with self.clock.stage("utility (person AP)"):
-            return detection_ap(self.detector, view.with_images(ap_frames), None, device=self.device)
+            return detection_ap(self.detector, self.ap_view.with_images(ap_frames), None, device=self.device)
 
     def relative_ap(self, transform: Transform) -> float:
         """Relative person AP under ``transform``; transforms the AP frames only (cheap)."""
-        view = self.frames.view.subset(self.ap_positions.numpy())
         with self.clock.stage("transform frames"):
-            frames = transform_frames(transform, view, device=self.device)
+            frames = transform_frames(transform, self.ap_view, device=self.device)
         return self.person_ap(frames) / self.ap_original
 
     def evaluate(self, kind: str, frames: torch.Tensor, strength: float | None = None, attributes: bool = True,
@@ -101,8 +108,7 @@ class Audit:
         ap = self.person_ap(ap_frames) if kind != "reference" else self.ap_original
         entry = {"kind": kind, "strength": strength, "person_ap": ap, "relative_ap": ap / self.ap_original}
         with self.clock.stage("similarity"):
-            entry["similarity_to_original"] = reconstruction_quality(ap_frames, self.frames.view.images[
-                self.ap_positions])
+            entry["similarity_to_original"] = reconstruction_quality(ap_frames, self.ap_view.images)
         with self.clock.stage("attacks"):
             entry.update(attack(frames, self.identity, self.attributes if attributes else None, config, self.pool))
         return entry
@@ -144,8 +150,8 @@ def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: st
     test_pos = frames.positions["test"]
     ap_positions = torch.as_tensor(test_pos[evenly(len(test_pos), config.ap_frames)])
     audit = Audit(config, frames, identity, attributes, detector, ap_positions,
-                  _same_detector(detector, manifest), clock)
-    audit.ap_original = audit.person_ap(frames.view.images[ap_positions])
+                  frames.view.subset(ap_positions.numpy()), _same_detector(detector, manifest), clock)
+    audit.ap_original = audit.person_ap(audit.ap_view.images)
     if not audit.ap_original > 0:
         raise VeilError("the detector finds no pseudo-labelled person on the original test frames (AP 0)")
     for p, task in identity.items():
