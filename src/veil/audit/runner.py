@@ -130,13 +130,11 @@ def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: st
     clock = Clock()
     dataset_dir = Path(dataset_dir)
     manifest = read_json(dataset_dir / "manifest.json")
-    protocols = [p for p in config.protocols if p not in PROTOCOLS]
-    if protocols:
-        raise VeilError(f"unknown identity protocol(s): {', '.join(protocols)} (known: {', '.join(PROTOCOLS.names())})")
+    protocols = {p: PROTOCOLS.build(p) for p in config.protocols}
     needed = {"train": config.attribute_train_frames, "test": None}
-    for p in config.protocols:
-        for split in (config.reid_splits if p == "reid" else (config.tracking_split,)):
-            needed.setdefault(split, None)
+    for protocol in protocols.values():
+        for split in protocol.splits(config):
+            needed[split] = None  # a protocol tracks people through a whole split, never a subsample
     for split in needed:
         if not manifest["splits"].get(split):
             raise VeilError(f"the audit needs frames in the {split} split of {dataset_dir}")
@@ -145,7 +143,7 @@ def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: st
         frames = AuditFrames.load(dataset_dir, needed)
     with clock.stage("labels"):
         say("tracking pseudo-identities and computing attributes on original frames")
-        identity = {p: PROTOCOLS.build(p, frames=frames, config=config) for p in config.protocols}
+        identity = {p: protocol.identities(frames, config) for p, protocol in protocols.items()}
         attributes = attribute_task(frames, config, user_csv)
     test_pos = frames.positions["test"]
     ap_positions = torch.as_tensor(test_pos[evenly(len(test_pos), config.ap_frames)])

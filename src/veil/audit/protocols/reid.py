@@ -17,10 +17,14 @@ from veil.data.identities import build_identities
 
 
 @PROTOCOLS.register("reid")
-def reid(frames: AuditFrames, config: AuditConfig) -> IdentityTask:
-    view, positions = frames.split(*config.reid_splits)
-    crops = build_identities(view, min_track=config.min_track, train_fraction=config.train_fraction,
-                             gap=config.time_gap,
-                             what=f"the reid protocol on the {'+'.join(config.reid_splits)} split(s)")
-    return IdentityTask.of("reid", crops, positions, config, splits=list(config.reid_splits),
-                           time_gap_s=config.time_gap)
+class Reid:
+    def splits(self, config: AuditConfig) -> tuple[str, ...]:
+        return tuple(config.reid_splits)
+
+    def identities(self, frames: AuditFrames, config: AuditConfig) -> IdentityTask:
+        view, positions = frames.split(*self.splits(config))
+        crops = build_identities(view, min_track=config.min_track, train_fraction=config.train_fraction,
+                                 gap=config.time_gap,
+                                 what=f"the reid protocol on the {'+'.join(config.reid_splits)} split(s)")
+        return IdentityTask.of("reid", crops, positions, config, splits=list(self.splits(config)),
+                               time_gap_s=config.time_gap)

@@ -16,8 +16,13 @@ from veil.data.identities import build_identities
 
 
 @PROTOCOLS.register("tracking")
-def tracking(frames: AuditFrames, config: AuditConfig) -> IdentityTask:
-    view, positions = frames.split(config.tracking_split)
-    crops = build_identities(view, min_track=config.min_track, train_fraction=config.train_fraction,
-                             what=f"the tracking protocol on the {config.tracking_split} split")
-    return IdentityTask.of("tracking", crops, positions, config, splits=[config.tracking_split], time_gap_s=0.0)
+class Tracking:
+    def splits(self, config: AuditConfig) -> tuple[str, ...]:
+        return (config.tracking_split,)
+
+    def identities(self, frames: AuditFrames, config: AuditConfig) -> IdentityTask:
+        view, positions = frames.split(*self.splits(config))
+        crops = build_identities(view, min_track=config.min_track, train_fraction=config.train_fraction,
+                                 what=f"the tracking protocol on the {config.tracking_split} split")
+        return IdentityTask.of("tracking", crops, positions, config, splits=list(self.splits(config)),
+                               time_gap_s=0.0)
