@@ -2,6 +2,7 @@
 
 from veil.obfuscators import autoencoder  # noqa: F401  (registers)
 from veil.obfuscators.autoencoder import MobileNetAutoencoder
+from veil.obfuscators.base import FrameStream, Obfuscator, clip_length
 from veil.obfuscators.registry import OBFUSCATORS
 
-__all__ = ["OBFUSCATORS", "MobileNetAutoencoder"]
+__all__ = ["OBFUSCATORS", "FrameStream", "MobileNetAutoencoder", "Obfuscator", "clip_length"]

@@ -14,6 +14,7 @@ from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
+from veil.obfuscators.base import Obfuscator
 from veil.obfuscators.registry import OBFUSCATORS
 
 
@@ -25,7 +26,7 @@ def _upsample(c_in: int, c_out: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out * 4, kernel_size=1), nn.PixelShuffle(2))
 
 
-class MobileNetAutoencoder(nn.Module):
+class MobileNetAutoencoder(Obfuscator):
     """Encoder (stride-2 stages) then decoder (PixelShuffle + inverted residual), output in [0, 1].
 
     Args:
