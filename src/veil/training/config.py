@@ -20,7 +20,8 @@ class TrainConfig:
     detector_weights: str | None = None
     detector_person_classes: list[int] | None = None  # None: the detector's own rule
     epochs: int = 30
-    lr: float = 1e-3  # divided by 10 halfway, as in the paper
+    lr: float = 1e-3
+    lr_drop: float = 0.5  # share of the epochs before lr is divided by 10 (the paper: halfway)
     weight_decay: float = 1e-6
     a_obj: float = 1.0
     # Training adversaries and the weight of the term each adds to L_O (de-coninck-2024's
@@ -33,6 +34,10 @@ class TrainConfig:
     val_every: int = 1  # epochs between validation AP measurements (0: never)
     seed: int = 0
     amp: str = "auto"  # auto (CUDA only), on, off
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.lr_drop <= 1.0:
+            raise VeilError(f"lr_drop is a share of the epochs, in [0, 1]; got {self.lr_drop}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -160,7 +160,8 @@ class Trainer:
 
     # ----------------------------------------------------------------- schedule
     def lr_at(self, epoch: int) -> float:
-        return self.config.lr * (0.1 if epoch >= self.config.epochs // 2 and self.config.epochs > 1 else 1.0)
+        drop = int(self.config.epochs * self.config.lr_drop)
+        return self.config.lr * (0.1 if epoch >= drop and self.config.epochs > 1 else 1.0)
 
     def steps_per_epoch(self) -> int:
         per_step = self.config.batch_size * self.world_size

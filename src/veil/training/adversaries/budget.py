@@ -13,7 +13,9 @@ train the budget models, its latest crops are held back to measure them.
   when a model's cross-entropy has stopped falling over ``plateau_steps`` steps, that model
   is re-initialised from random weights and trained with O frozen until its held-back
   accuracy passes ``accuracy_threshold`` or stops rising; adversarial updates then resume.
-  Every model gets this frozen-O training once at the start (wu-2018 4.1.2).
+  Every model gets this frozen-O training once at the start (wu-2018 4.1.2), after an optional
+  warm-up in which O learns to feed the detector alone: budget models fitted to a random
+  O's near-constant output start weak and stay weak.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class BudgetOptions:
     width: float = 0.5  # model i has width * (1 + 0.5 * (i // len(architectures)))
     crop_height: int = 96
     crop_width: int = 48
+    warmup_steps: int = 0  # O trains without this adversary first, so the budget models start on a readable O(X)
     restart_every: int = 100  # steps between restarts (round robin); 0: never
     plateau_steps: int = 0  # restart a model whose mean CE over this many steps stopped falling; 0: off
     plateau_tolerance: float = 0.01  # "stopped falling": by less than this fraction
@@ -177,7 +180,7 @@ class BudgetAdversary(TrainingAdversary):
         self.wrapped = [context.wrap(model) for model in self.models]
         self.opts = [context.optimizer(model.parameters()) for model in self.models]
         self.scaler = context.scaler()
-        self.step = 0  # adversarial steps taken
+        self.step = 0  # steps taken, warm-up included
         self.ce_history: list[list[float]] = [[] for _ in range(m)]  # since each model's last restart
         self.events: list[dict] = []  # restarts of the current epoch, for the log
         self.last_heldout: list[float | None] = [None] * m
@@ -287,8 +290,16 @@ class BudgetAdversary(TrainingAdversary):
         self.scaler.update()
         return [loss.item() for loss in losses]
 
+    @property
+    def active(self) -> bool:
+        """Whether the warm-up is over (the adversarial updates of this step count)."""
+        return self.step >= self.options.warmup_steps
+
     def update(self, batch: Batch, z: torch.Tensor) -> dict[str, float]:
-        if self.step == 0 and not any(self.restarts):
+        if not self.active:
+            self.step += 1
+            return {}
+        if self.step == self.options.warmup_steps and not any(self.restarts):
             data = self.obfuscated_crops()  # O does not change during these, so cut once
             for i in range(len(self.models)):  # wu-2018 4.1.2: start from strong budget models
                 self.fit_frozen(i, "init", reinitialise=False, data=data)
@@ -309,8 +320,9 @@ class BudgetAdversary(TrainingAdversary):
 
     def _maybe_restart(self) -> None:
         o = self.options
-        if o.restart_every and self.step % o.restart_every == 0:
-            self.fit_frozen((self.step // o.restart_every - 1) % len(self.models), "every")
+        done = self.step - o.warmup_steps  # adversarial steps so far
+        if o.restart_every and done % o.restart_every == 0:
+            self.fit_frozen((done // o.restart_every - 1) % len(self.models), "every")
             return
         if o.plateau_steps:
             for i, hist in enumerate(self.ce_history):
@@ -353,7 +365,7 @@ class BudgetAdversary(TrainingAdversary):
 
     def o_term(self, batch: Batch, z: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
         crops, _ = self.batch_crops(batch, z, only_train=False)
-        if len(crops) == 0:
+        if self.step <= self.options.warmup_steps or len(crops) == 0:  # update() has counted this step
             return z.sum() * 0.0, {}
         logits = []
         for model in self.models:
