@@ -38,6 +38,8 @@ def train(
     lr: float | None = typer.Option(None),
     lr_drop: float | None = typer.Option(None, help="Share of the epochs before lr drops tenfold (paper: 0.5)."),
     a_obj: float = typer.Option(1.0, help="Weight of the detector loss."),
+    snapshot_every: int | None = typer.Option(None, help="Keep snapshots/epochNNN.safetensors every N epochs "
+                                                         "(to audit privacy over training)."),
     width: float = typer.Option(1.0, help="Obfuscator width multiplier."),
     detector: str | None = typer.Option(None, help="Detector (default: the dataset's)."),
     detector_weights: str | None = typer.Option(None),
@@ -54,7 +56,8 @@ def train(
     from veil.training.trainer import Trainer
 
     config = make_config(preset, dataset, epochs=epochs, batch_size=batch_size, crop=crop,
-                         steps_per_epoch=steps_per_epoch, lr=lr, lr_drop=lr_drop, a_obj=a_obj, obfuscator_width=width,
+                         steps_per_epoch=steps_per_epoch, lr=lr, lr_drop=lr_drop, snapshot_every=snapshot_every,
+                         a_obj=a_obj, obfuscator_width=width,
                          detector=detector, detector_weights=detector_weights,
                          detector_person_classes=parse_person_classes(person_classes), seed=seed,
                          adversaries=parse_adversaries(adversary) if adversary else None,

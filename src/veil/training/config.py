@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field, fields
 from veil.errors import VeilError
 
 #: settings a resumed run may change: how long it runs and how often it validates
-RESUMABLE_CHANGES = ("epochs", "val_every", "amp")
+RESUMABLE_CHANGES = ("epochs", "val_every", "amp", "snapshot_every")
 
 
 @dataclass
@@ -32,6 +32,7 @@ class TrainConfig:
     crop: int | None = None  # square random crops at full scale; None trains on whole frames
     steps_per_epoch: int | None = None  # None: one pass over the training frames
     val_every: int = 1  # epochs between validation AP measurements (0: never)
+    snapshot_every: int = 0  # epochs between kept snapshots/epochNNN.safetensors, to audit training (0: none)
     seed: int = 0
     amp: str = "auto"  # auto (CUDA only), on, off
 

@@ -290,9 +290,14 @@ class Trainer:
                 "adversaries": adversaries, "world_size": self.world_size, "epoch_frames": shards,
             }
             save_checkpoint(self.run_dir / "last.safetensors", tensors, meta)
-            save_models(self.run_dir / "obfuscator.safetensors", self.config, self.obfuscator, None,
-                        {"epoch": self.epoch, "frame_size": list(self.train_set.size), "detector": self.detector.name,
-                         "adversaries": self.config.adversaries}, tensors=deployable)
+            extra = {"epoch": self.epoch, "frame_size": list(self.train_set.size), "detector": self.detector.name,
+                     "adversaries": self.config.adversaries}
+            save_models(self.run_dir / "obfuscator.safetensors", self.config, self.obfuscator, None, extra,
+                        tensors=deployable)
+            if self.config.snapshot_every and self.epoch % self.config.snapshot_every == 0:
+                (self.run_dir / "snapshots").mkdir(exist_ok=True)
+                save_models(self.run_dir / "snapshots" / f"epoch{self.epoch:03d}.safetensors", self.config,
+                            self.obfuscator, None, extra, tensors=deployable)
             _write_csv(self.run_dir / "log.csv", self.history)
         if self.world_size > 1:
             dist.barrier()  # nobody runs ahead of a checkpoint that may be resumed from
