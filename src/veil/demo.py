@@ -54,6 +54,8 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     trainer = Trainer(dataset, out / "run", config, device=device, detector=detector)
     if trainer.resume():
         console.print(f"resuming the demo run after epoch {trainer.epoch}")
+    weights = ", ".join(f"{name} x {w:g}" for name, w in config.adversaries.items())
+    console.print(f"training preset {preset!r} against: detector x {config.a_obj:g}, {weights}")
     total = config.epochs * trainer.steps_per_epoch()
     with bar("training", total) as update:
         trainer.fit(lambda e, s, n, losses: update(e * n + s, total, f"epoch {e + 1} L_obj {losses['loss_obj']:.2f}"))
