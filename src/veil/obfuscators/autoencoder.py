@@ -9,12 +9,12 @@ convolution on a CPU or an edge device.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.models.mobilenetv2 import InvertedResidual
 from torchvision.ops.misc import Conv2dNormActivation
 
 from veil.obfuscators.base import Obfuscator
+from veil.obfuscators.ops import pad_to_multiple
 from veil.obfuscators.registry import OBFUSCATORS
 
 
@@ -69,10 +69,7 @@ class MobileNetAutoencoder(Obfuscator):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
-        # Unconditional (a zero pad is free) so an exported graph pads any input size correctly.
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
-        return self.decoder(self.encoder(x))[..., :h, :w]
+        return self.decoder(self.encoder(pad_to_multiple(x, self.stride)))[..., :h, :w]
 
 
 @OBFUSCATORS.register("mobilenet_ae")
