@@ -74,7 +74,7 @@ PRESETS: dict[str, AuditConfig] = {
         unet_steps=2000, unet_crop=128, unet_width=1.0, sweep_points=None, calibration_steps=10,
         compare_presets=("fast", "strong")),
     "smoke": AuditConfig(
-        attackers=("hog_linear", "small_cnn"), crop_size=(24, 48), epochs=1, min_track=5, attribute_train_frames=10,
+        attackers=("hog_linear", "small_cnn"), crop_size=(24, 48), epochs=2, min_track=5, attribute_train_frames=10,
         max_attribute_train=64, max_attribute_test=48, ap_frames=3, unet_steps=5, unet_crop=48, unet_width=0.25,
         calibration_steps=1, bootstrap=200),
 }
