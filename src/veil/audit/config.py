@@ -4,7 +4,8 @@
 * ``strong``: the figures Veil quotes: every attacker trained until its validation accuracy
   stops rising, bigger crops, 3 seeds, both identity protocols, compared with ``fast`` on the
   same crops;
-* ``full``: paper scale (whole splits, long budgets); meant for a GPU.
+* ``full``: paper scale (whole splits, long budgets); meant for a GPU;
+* ``smoke``: seconds, for tests and smoke runs of the pipeline; its figures mean nothing.
 """
 
 from __future__ import annotations
@@ -72,6 +73,10 @@ PRESETS: dict[str, AuditConfig] = {
         attribute_train_frames=None, max_attribute_train=3000, max_attribute_test=None, ap_frames=None,
         unet_steps=2000, unet_crop=128, unet_width=1.0, sweep_points=None, calibration_steps=10,
         compare_presets=("fast", "strong")),
+    "smoke": AuditConfig(
+        attackers=("hog_linear", "small_cnn"), crop_size=(24, 48), epochs=2, min_track=5, attribute_train_frames=10,
+        max_attribute_train=64, max_attribute_test=48, ap_frames=3, unet_steps=5, unet_crop=48, unet_width=0.25,
+        calibration_steps=1, bootstrap=200),
 }
 
 

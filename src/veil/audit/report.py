@@ -63,11 +63,13 @@ def privacy_utility_svg(report: dict, protocol: str) -> str:
     """Scatter in the style of wu-2018 Fig. 2: x worst-case attacker identity accuracy
     (A_b^N, lower = more private) with its 95% interval as error bars, y relative person AP."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = {"original": "s", "obfuscator": "*", "reconstruction": "P"}
+    markers = {"reference": "s", "obfuscator": "*", "reconstruction": "P"}
+    kinds = {name: m["kind"] for name, m in report["methods"].items()}
     for name, pts in _curves(report, protocol).items():
         xs, lo, hi, ys, labels = zip(*pts)
         err = [[x - low for x, low in zip(xs, lo)], [high - x for x, high in zip(xs, hi)]]
-        ax.errorbar(xs, ys, xerr=err, marker=markers.get(name, "o"), markersize=12 if name == "obfuscator" else 6,
+        ax.errorbar(xs, ys, xerr=err, marker=markers.get(kinds.get(name, ""), "o"),
+                    markersize=12 if kinds.get(name) == "obfuscator" else 6,
                     linestyle="-" if len(pts) > 1 else "none", capsize=3, label=name)
         for x, y, lab in zip(xs, ys, labels):
             if lab and len(pts) > 1:
@@ -88,6 +90,46 @@ def privacy_utility_svg(report: dict, protocol: str) -> str:
     ax.legend(fontsize=8, loc="lower right")
     ax.set_title(f"Privacy-utility trade-off, {protocol} protocol (upper left is best)")
     fig.tight_layout()
+    return _svg(fig)
+
+
+def comparison_svg(report: dict) -> str:
+    """The obfuscators side by side: x relative person AP, y worst-case identity top-1 (first
+    protocol) with its interval as error bars; original frames and baselines (the matched ones
+    when swept) as reference points, where audited."""
+    protocol = report["protocols"][0]
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+
+    def point(name: str, m: dict, **style) -> None:
+        w = m["identity"][protocol]["worst_case"]
+        err = [[w["value"] - w["interval"][0]], [w["interval"][1] - w["value"]]]
+        ax.errorbar([m["relative_ap"]], [w["value"]], yerr=err, capsize=3, linestyle="none", label=name, **style)
+
+    methods = report["methods"]
+    point("original", methods["original"], marker="s", color="black")
+    for name in report.get("baselines", {}):
+        cal = report.get("curves", {}).get(name, {}).get("calibrated")
+        method = cal["method"] if cal else name
+        if method in methods:
+            point(method, methods[method], marker="o", color="grey", alpha=0.6)
+    for row in report.get("obfuscator_table", []):
+        point(row["method"], methods[row["method"]], marker="*", markersize=12)
+        ax.annotate(row["method"], (row["relative_ap"], row["identity"][protocol]["value"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    chance = report["chance"]["identity"][protocol]["majority"]
+    ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
+    ax.set_xlabel("relative person AP  (more useful ->)")
+    ax.set_ylabel(f"worst-case identity top-1 ({protocol}, 95% interval)  <- more private")
+    ax.set_xlim(0, 1.1)
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("Obfuscators compared (lower right is best)")
+    fig.tight_layout()
+    return _svg(fig)
+
+
+def _svg(fig) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg")
     plt.close(fig)
@@ -113,7 +155,7 @@ attackers is taken per seed. Person AP of the frozen detector on original test f
 <p>"better" / "worse" only where the 95% intervals do not overlap; otherwise "not distinguishable".</p>
 <table id="verdict-table">
 <tr><th class="l">protocol</th><th>chance</th><th>original</th><th class="l">original vs chance</th>
-{% if v.obfuscator_relative_ap is defined %}<th>obfuscator</th><th class="l">obfuscator vs chance</th>{% for b in r.baselines %}<th class="l">vs {{ b }}</th>{% endfor %}{% endif %}</tr>
+{% if v.obfuscator_relative_ap is defined %}<th>{{ v.obfuscator }}</th><th class="l">{{ v.obfuscator }} vs chance</th>{% for b in r.baselines %}<th class="l">vs {{ b }}</th>{% endfor %}{% endif %}</tr>
 {% for p, e in v.protocols.items() %}<tr><td class="l">{{ p }}</td><td>{{ pct(e.chance) }}</td><td>{{ ci(e.original, e.original_interval) }}</td><td class="l">{{ e.original_vs_chance }}</td>
 {% if e.obfuscator is defined %}<td>{{ ci(e.obfuscator, e.obfuscator_interval) }}</td><td class="l">{{ e.obfuscator_vs_chance }}</td>
 {% for b, c in e.baselines.items() %}<td class="l {{ cls(c.obfuscator_is) }}">{{ c.obfuscator_is }} ({{ ci(c.identity, c.interval) }})</td>{% endfor %}{% endif %}</tr>{% endfor %}
@@ -124,6 +166,29 @@ attackers is taken per seed. Person AP of the frozen detector on original test f
 {% if r.sweep %}Baselines are compared at matched utility; every baseline calibrated within {{ "%.0f"|format(100 * r.config.ap_tolerance) }} AP points of the obfuscator:
 <b class="{{ 'ok' if v.every_baseline_matched else 'bad' }}">{{ "yes" if v.every_baseline_matched else "no (see the sweep table)" }}</b>.
 {% else %}Baselines are at their paper strengths, utility not matched (run with --sweep to match).{% endif %}</p>{% endif %}
+
+{% if r.obfuscator_table %}<h2 id="obfuscators">Obfuscators compared</h2>
+<p>Every obfuscator below was measured in this one run: the same frames, pseudo-labels, crops, attackers and seeds.
+Latency: CPU, 1 thread, median per 640x480 frame, measured inside the audit on its machine (not a controlled benchmark:
+see <code>veil bench edge</code>). MACs per 640x480 frame (ptflops).</p>
+<table id="obfuscators-table"><tr><th class="l">obfuscator</th><th>rel. AP</th>
+{% for p in r.protocols %}<th>identity A<sub>b</sub><sup>N</sup> ({{ p }})</th>{% endfor %}<th>mA (worst)</th><th>reconstruction SSIM</th>
+<th>parameters</th><th>MMACs</th><th>latency (ms)</th><th class="l">architecture (arguments)</th><th class="l">training adversaries</th></tr>
+{% for row in r.obfuscator_table %}<tr><td class="l">{{ row.method }}</td><td>{{ pct(row.relative_ap) }}</td>
+{% for p in r.protocols %}<td>{{ ci(row.identity[p].value, row.identity[p].interval) }}</td>{% endfor %}
+<td>{% if row.attributes_mA %}{{ ci(row.attributes_mA.value, row.attributes_mA.interval) }}{% else %}-{% endif %}</td>
+<td>{{ num(row.reconstruction.ssim) }}</td><td>{{ row.parameters }}</td><td>{{ "%.1f"|format(row.macs / 1e6) }}</td><td>{{ num(row.latency_ms) }}</td>
+<td class="l">{{ row.obfuscator or "-" }}{% if row.obfuscator_args %} <code>{{ row.obfuscator_args|tojson }}</code>{% endif %}</td>
+<td class="l">{% if row.adversaries %}<code>{{ row.adversaries|tojson }}</code>{% else %}-{% endif %}</td></tr>{% endfor %}
+</table>
+{% if v.pairs %}<table id="pairs-table"><tr><th class="l">A</th><th class="l">B</th><th>rel. AP A - B</th>
+{% for p in r.protocols %}<th class="l">A's identity ({{ p }}) is</th>{% endfor %}<th class="l">A's mA is</th></tr>
+{% for c in v.pairs %}<tr><td class="l">{{ c.a }}</td><td class="l">{{ c.b }}</td><td>{{ "%+.1f"|format(100 * c.relative_ap_a_minus_b) }}</td>
+{% for p in r.protocols %}<td class="l {{ cls(c.identity[p]) }}">{{ c.identity[p] }}</td>{% endfor %}<td class="l {{ cls(c.attributes) }}">{{ c.attributes or "-" }}</td></tr>{% endfor %}
+</table><p>"better" = more private, only where the 95% intervals do not overlap.</p>{% endif %}
+<figure id="obfuscators-plot">{{ comparison_svg|safe }}
+<figcaption>x: person AP relative to original frames; y: worst-case identity top-1 ({{ r.protocols[0] }} protocol) with its 95% interval.
+Stars: obfuscators; squares: original frames; circles: baselines{{ " (matched to " ~ r.sweep_target ~ ")" if r.sweep_target else "" }}.</figcaption></figure>{% endif %}
 
 <h2 id="plot">Privacy-utility</h2>
 {% for p, svg in svgs.items() %}<figure id="privacy-utility-{{ p }}">{{ svg|safe }}
@@ -171,8 +236,9 @@ at most {{ r.config.epochs }} epochs{% if r.config.patience %}, early stopping a
 </table>{% endif %}
 
 {% if r.reconstruction %}<h2 id="reconstruction">Reconstruction attack</h2>
-<p>A fresh U-Net trained {{ r.reconstruction.steps }} steps to invert the obfuscator on train frames:
-test PSNR {{ num(r.reconstruction.test.psnr) }} dB, SSIM {{ num(r.reconstruction.test.ssim) }}.</p>{% endif %}
+{% for name, o in (r.obfuscators or {"obfuscator": {"reconstruction": r.reconstruction}}).items() %}
+<p>A fresh U-Net trained {{ o.reconstruction.steps }} steps to invert {{ name }} on train frames:
+test PSNR {{ num(o.reconstruction.test.psnr) }} dB, SSIM {{ num(o.reconstruction.test.ssim) }}.</p>{% endfor %}{% endif %}
 
 {% if r.curves %}<h2 id="sweep">Baseline sweeps and calibration</h2>
 <p>Utility is probed at every strength (detector only); the attackers run at the attacked points.
@@ -241,5 +307,7 @@ def render_html(report: dict, grid_jpeg: bytes) -> str:
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(TEMPLATE)
     svgs = {p: privacy_utility_svg(report, p) for p in report["protocols"]}
+    comparison = comparison_svg(report) if report.get("obfuscator_table") else ""
     return template.render(r=report, v=report.get("verdict", {}), svgs=svgs, ci=_ci, cls=_cls,
+                           comparison_svg=comparison,
                            grid_b64=base64.b64encode(grid_jpeg).decode("ascii"), pct=_pct, num=_num)

@@ -1,13 +1,14 @@
 """``veil audit``: attack transformed video as an adversary would (wu-2018 3.4,
-de-coninck-2024 4.2-4.3) and compare the obfuscator with classic baselines.
+de-coninck-2024 4.2-4.3) and compare obfuscators with each other and with classic baselines.
 
-For every method (original frames = upper bound, the obfuscator, U-Net reconstructions of its
-output, each baseline) the runner transforms the audit's frame table once, cuts person crops
-at the ORIGINAL pseudo-label boxes, and runs every attacker of every task on them
-(veil.audit.attacks). Utility is the frozen detector's person AP relative to the original
-frames. With ``sweep`` each baseline is traced over strengths and attacked where its utility
-matches the obfuscator's (veil.audit.sweep). Each stage returns its results; this module
-only puts them together.
+The frames and labels are prepared once; then every method (original frames = upper bound,
+each obfuscator, U-Net reconstructions of its output, each baseline) transforms the audit's
+frame table, cuts person crops at the ORIGINAL pseudo-label boxes, and runs every attacker of
+every task on them (veil.audit.attacks) with the same seeds. Utility is the frozen detector's
+person AP relative to the original frames; each obfuscator's parameters, MACs and CPU latency
+are measured too (veil.audit.cost). With ``sweep`` each baseline is traced over strengths and
+attacked where its utility matches the FIRST obfuscator's (veil.audit.sweep). Each stage
+returns its results; this module only puts them together.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ import veil
 from veil.adversaries.unet import reconstruct, reconstruction_quality, train_inverse
 from veil.audit.attacks import attack, attack_pool, attacker_names
 from veil.audit.config import AuditConfig, resolve
+from veil.audit.cost import obfuscator_cost
 from veil.audit.frames import (
     AuditFrames,
     FrameView,
@@ -176,9 +178,34 @@ def _baselines(config: AuditConfig, detector) -> dict[str, Baseline]:
     return out
 
 
+Obfuscators = nn.Module | Mapping[str, nn.Module] | None
+
+
+def named_obfuscators(obfuscators: Obfuscators) -> dict[str, nn.Module]:
+    """None: none; one module: the method "obfuscator" (as before); a mapping: name -> module."""
+    if obfuscators is None:
+        return {}
+    if isinstance(obfuscators, nn.Module):
+        return {"obfuscator": obfuscators}
+    named = dict(obfuscators)
+    reserved = {"original", "reconstruction"} | set(BASELINES.names())
+    clash = sorted(n for n in named if n in reserved or n.endswith(RECONSTRUCTION_SUFFIX))
+    if clash:
+        raise VeilError(f"obfuscator name(s) {', '.join(clash)} clash with the audit's own methods; rename them")
+    return named
+
+
+RECONSTRUCTION_SUFFIX = " (reconstruction)"
+
+
+def reconstruction_method(name: str) -> str:
+    """The method name of the U-Net reconstructions of obfuscator ``name``'s output."""
+    return "reconstruction" if name == "obfuscator" else f"{name}{RECONSTRUCTION_SUFFIX}"
+
+
 def run_audit(
     dataset_dir: str | Path,
-    obfuscator: nn.Module | None,
+    obfuscators: Obfuscators,
     out_dir: str | Path,
     detector,
     preset: str | AuditConfig = "fast",
@@ -186,30 +213,86 @@ def run_audit(
     user_attributes_csv: str | Path | None = None,
     overrides: dict | None = None,
     progress: Callable[[str], None] | None = None,
+    info: Mapping[str, dict] | None = None,
 ) -> dict:
-    """Audit ``obfuscator`` (None: original frames and baselines only) on the prepared dataset
-    ``dataset_dir``; write ``report.json``, ``report.html`` and ``frame_grid.jpg`` to ``out_dir``
-    and return the report.
+    """Audit ``obfuscators`` on the prepared dataset ``dataset_dir``; write ``report.json``,
+    ``report.html`` and ``frame_grid.jpg`` to ``out_dir`` and return the report.
 
-    ``preset``: "fast", "strong", "full" or an AuditConfig; ``overrides``: AuditConfig fields to
-    change (``seeds``, ``device``, ...); ``sweep``: calibrate each baseline to the obfuscator's
-    relative AP and attack it there; ``progress``: called with one line per step.
+    ``obfuscators``: None (original frames and baselines only), one module (the method
+    "obfuscator") or a mapping name -> module: every one is measured on the same frames, labels,
+    attackers and seeds, prepared once. ``info``: per name, what the report quotes about it
+    (e.g. the checkpoint's obfuscator, arguments and training adversaries).
+    ``preset``: "smoke", "fast", "strong", "full" or an AuditConfig; ``overrides``: AuditConfig
+    fields to change (``seeds``, ``device``, ``baselines``, ...); ``sweep``: calibrate each
+    baseline to the FIRST obfuscator's relative AP and attack it there; ``progress``: called
+    with one line per step.
     """
     config = resolve(preset, overrides)
+    named = named_obfuscators(obfuscators)
     say = progress or log.info
     torch.manual_seed(config.seed)
     detector = detector.to(config.device)
     audit = prepare(dataset_dir, detector, config, user_attributes_csv, say)
     with attack_pool(config) as audit.pool:
-        return _run(audit, dataset_dir, obfuscator, Path(out_dir), detector, preset, sweep, say)
+        return _run(audit, dataset_dir, named, dict(info or {}), Path(out_dir), detector, preset, sweep, say)
 
 
-def _run(audit: Audit, dataset_dir, obfuscator, out_dir: Path, detector, preset, sweep: bool,
-         say: Callable[[str], None]) -> dict:
+@dataclass
+class Measured:
+    """One stage's result: method entries (name -> entry), one grid frame per method, and the
+    cheaper presets' rows (preset -> method -> row)."""
+
+    methods: dict[str, dict]
+    grid: dict[str, torch.Tensor]
+    presets: dict[str, dict[str, dict]]
+
+
+def _measure_original(audit: Audit, grid_pos: int, say: Callable[[str], None]) -> Measured:
+    original = audit.frames.view.images
+    entry = audit.evaluate("reference", original)
+    _say_entry(say, "original", entry)
+    return Measured({"original": entry}, {"original": original[grid_pos]},
+                    _compare_presets(audit, "original", original, entry, say))
+
+
+def _measure_obfuscator(audit: Audit, name: str, obfuscator: nn.Module, grid_pos: int,
+                        say: Callable[[str], None]) -> tuple[Measured, dict]:
+    """The obfuscator's entry, the U-Net reconstruction attack on its output, and its cost;
+    only this obfuscator's frames are held, and dropped on return."""
+    config = audit.config
+    original = audit.frames.view.images
+    obfuscator = obfuscator.to(audit.device).eval()
+    obf = audit.transform(obfuscator_transform(obfuscator))
+    entry = audit.evaluate("obfuscator", obf)
+    _say_entry(say, name, entry)
+    presets = _compare_presets(audit, name, obf, entry, say)
+    with audit.clock.stage("reconstruction attack (U-Net training)"):
+        say(f"training a U-Net to invert {name} ({config.unet_steps} steps)")
+        train_pos = audit.frames.positions["train"]
+        unet = train_inverse(obf[train_pos], original[train_pos], steps=config.unet_steps, crop=config.unet_crop,
+                             width=config.unet_width, seed=config.seed, device=audit.device)
+        rec = reconstruct(unet, obf)
+    test_pos = audit.frames.positions["test"]
+    rec_name = reconstruction_method(name)
+    reconstruction = {"steps": config.unet_steps, "method": rec_name,
+                      "test": reconstruction_quality(rec[test_pos], original[test_pos])}
+    rec_entry = audit.evaluate("reconstruction", rec)
+    _say_entry(say, rec_name, rec_entry)
+    with audit.clock.stage("cost (params, MACs, CPU latency)"):
+        cost = obfuscator_cost(obfuscator)
+    say(f"{name}: {cost['parameters']} parameters, {cost['macs'] / 1e6:.1f} M MACs, "
+        f"{cost['latency_ms']:.1f} ms per 640x480 frame (CPU, 1 thread)")
+    measured = Measured({name: entry, rec_name: rec_entry}, {name: obf[grid_pos], rec_name: rec[grid_pos]}, presets)
+    return measured, {"reconstruction": reconstruction, "cost": cost}
+
+
+def _measure_baselines(audit: Audit, baselines: dict[str, Baseline], target: float | None, sweep: bool,
+                       grid_pos: int, reference: dict, say: Callable[[str], None]) -> tuple[Measured, dict]:
+    """Every baseline at its paper strength, or (``sweep``) traced and calibrated to ``target``."""
     config = audit.config
     methods: dict[str, dict] = {}
     grid: dict[str, torch.Tensor] = {}
-    grid_pos = int(audit.ap_positions[len(audit.ap_positions) // 2])
+    curves: dict[str, dict] = {}
 
     def add(name: str, entry: dict, frames: torch.Tensor | None) -> None:
         methods[name] = entry
@@ -217,28 +300,6 @@ def _run(audit: Audit, dataset_dir, obfuscator, out_dir: Path, detector, preset,
             grid[name] = frames[grid_pos]
         _say_entry(say, name, entry)
 
-    original = audit.frames.view.images
-    add("original", audit.evaluate("reference", original), original)
-    reconstruction = None
-    obf = None
-    if obfuscator is not None:
-        obfuscator = obfuscator.to(audit.device).eval()
-        obf = audit.transform(obfuscator_transform(obfuscator))
-        add("obfuscator", audit.evaluate("obfuscator", obf), obf)
-        with audit.clock.stage("reconstruction attack (U-Net training)"):
-            say(f"training a U-Net to invert the obfuscator ({config.unet_steps} steps)")
-            train_pos = audit.frames.positions["train"]
-            unet = train_inverse(obf[train_pos], original[train_pos], steps=config.unet_steps, crop=config.unet_crop,
-                                 width=config.unet_width, seed=config.seed, device=audit.device)
-            rec = reconstruct(unet, obf)
-        test_pos = audit.frames.positions["test"]
-        reconstruction = {"steps": config.unet_steps, "test": reconstruction_quality(rec[test_pos], original[test_pos])}
-        add("reconstruction", audit.evaluate("reconstruction", rec), rec)
-        del rec
-
-    baselines = _baselines(config, detector)
-    curves: dict[str, dict] = {}
-    target = methods["obfuscator"]["relative_ap"] if "obfuscator" in methods else None
     for name, b in baselines.items():
         def transform(s: float, b: Baseline = b) -> Transform:
             return baseline_transform(b.with_strength(s), audit.same_detector)
@@ -261,22 +322,51 @@ def _run(audit: Audit, dataset_dir, obfuscator, out_dir: Path, detector, preset,
             method = f"{name}@{s:.3g}"
             add(method, audit.evaluate("baseline", audit.transform(transform(s)), strength=s, attributes=False), None)
             points[s] = method
+        known = {**reference, **methods}
         result = curve.to_dict(b)
         primary = config.protocols[0]
-        result["points"] = [{"strength": s, "relative_ap": methods[m]["relative_ap"], "method": m,
-                             "identity_worst_case": methods[m]["identity"][primary]["worst_case"]["value"],
-                             "identity_interval": methods[m]["identity"][primary]["worst_case"]["interval"]}
+        result["points"] = [{"strength": s, "relative_ap": known[m]["relative_ap"], "method": m,
+                             "identity_worst_case": known[m]["identity"][primary]["worst_case"]["value"],
+                             "identity_interval": known[m]["identity"][primary]["worst_case"]["interval"]}
                             for s, m in ((s, points[s]) for s in weak_to_strong(b, points))]
         if curve.calibrated is not None:
-            m = methods[points[curve.calibrated]]
+            m = known[points[curve.calibrated]]
             result["calibrated"] = {"strength": curve.calibrated, "method": points[curve.calibrated],
                                     "relative_ap": m["relative_ap"], "target_relative_ap": target,
                                     "matched": abs(m["relative_ap"] - target) <= config.ap_tolerance}
             say(f"{name}: calibrated strength {curve.calibrated:.4g} -> relative AP {m['relative_ap']:.3f} "
                 f"(target {target:.3f})")
         curves[name] = result
+    return Measured(methods, grid, {}), curves
 
-    comparison = _compare_presets(audit, config, {"original": original, "obfuscator": obf}, methods, say)
+
+def _merge(parts: list[Measured]) -> Measured:
+    out = Measured({}, {}, {})
+    for part in parts:
+        out.methods.update(part.methods)
+        out.grid.update(part.grid)
+        for other, rows in part.presets.items():
+            out.presets.setdefault(other, {}).update(rows)
+    return out
+
+
+def _run(audit: Audit, dataset_dir, obfuscators: dict[str, nn.Module], info: dict[str, dict], out_dir: Path,
+         detector, preset, sweep: bool, say: Callable[[str], None]) -> dict:
+    config = audit.config
+    grid_pos = int(audit.ap_positions[len(audit.ap_positions) // 2])
+    parts = [_measure_original(audit, grid_pos, say)]
+    per_obfuscator: dict[str, dict] = {}
+    for name, module in obfuscators.items():
+        measured, extra = _measure_obfuscator(audit, name, module, grid_pos, say)
+        parts.append(measured)
+        per_obfuscator[name] = {**extra, "info": info.get(name, {})}
+    first = next(iter(obfuscators), None)
+    target = parts[1].methods[first]["relative_ap"] if first is not None else None
+    baselines = _baselines(config, detector)
+    measured, curves = _measure_baselines(audit, baselines, target, sweep, grid_pos, parts[0].methods, say)
+    parts.append(measured)
+    merged = _merge(parts)
+    methods = merged.methods
     report = {
         "format": "veil-audit", "veil_version": veil.__version__, "dataset": str(dataset_dir),
         "preset": preset if isinstance(preset, str) else "custom", "config": config.to_dict(), "sweep": bool(sweep),
@@ -287,14 +377,20 @@ def _run(audit: Audit, dataset_dir, obfuscator, out_dir: Path, detector, preset,
         "chance": {"identity": {p: t.description["chance"] for p, t in audit.identity.items()},
                    "attributes": audit.attributes.chance()},
         "person_ap_original": audit.ap_original, "same_detector": audit.same_detector,
-        "methods": methods, "reconstruction": reconstruction,
-        "baselines": {n: b.describe() for n, b in baselines.items()}, "curves": curves, "comparison": comparison,
+        "methods": methods,
+        "reconstruction": per_obfuscator[first]["reconstruction"] if first is not None else None,
+        "obfuscators": {name: {"method": name, **v} for name, v in per_obfuscator.items()},
+        "sweep_target": first if sweep else None,
+        "baselines": {n: b.describe() for n, b in baselines.items()}, "curves": curves,
+        "comparison": {other: {"attackers": attacker_names(_cheaper(config, other)), "methods": rows}
+                       for other, rows in merged.presets.items()},
     }
+    report["obfuscator_table"] = obfuscator_table(report)
     report["verdict"] = verdict(report)
     with audit.clock.stage("report"):
         from veil.audit.report import frame_grid_jpeg, render_html
 
-        jpeg = frame_grid_jpeg(grid)
+        jpeg = frame_grid_jpeg(merged.grid)
         with atomic_path(out_dir / "frame_grid.jpg") as tmp:
             tmp.write_bytes(jpeg)
         report["stage_seconds"] = dict(audit.clock.seconds)  # the HTML shows every stage before this one
@@ -306,34 +402,52 @@ def _run(audit: Audit, dataset_dir, obfuscator, out_dir: Path, detector, preset,
     return report
 
 
-def _compare_presets(audit: Audit, config: AuditConfig, frames: dict[str, torch.Tensor | None], methods: dict,
-                     say: Callable[[str], None]) -> dict:
-    """Re-run cheaper presets' attackers (same crops, labels and seeds) on the original and
-    obfuscated frames: a stronger preset must find at least as much as a cheaper one."""
+def obfuscator_table(report: dict) -> list[dict]:
+    """One row per audited obfuscator: utility, worst-case privacy with intervals, and cost."""
+    rows = []
+    for name, o in report["obfuscators"].items():
+        m = report["methods"][name]
+        row = {"method": name, "relative_ap": m["relative_ap"],
+               "identity": {p: {"value": m["identity"][p]["worst_case"]["value"],
+                                "interval": m["identity"][p]["worst_case"]["interval"]} for p in report["protocols"]},
+               "attributes_mA": ({"value": m["attributes"]["worst_case"]["value"],
+                                  "interval": m["attributes"]["worst_case"]["interval"]}
+                                 if "attributes" in m else None),
+               "reconstruction": o["reconstruction"]["test"],
+               "parameters": o["cost"]["parameters"], "macs": o["cost"]["macs"],
+               "latency_ms": o["cost"]["latency_ms"], **o.get("info", {})}
+        rows.append(row)
+    return rows
+
+
+def _cheaper(config: AuditConfig, other: str) -> AuditConfig:
     from veil.audit.config import PRESETS
 
+    return replace(PRESETS[other], seeds=config.seeds, seed=config.seed, device=config.device,
+                   bootstrap=config.bootstrap, level=config.level)
+
+
+def _compare_presets(audit: Audit, name: str, frames: torch.Tensor, mine: dict,
+                     say: Callable[[str], None]) -> dict[str, dict[str, dict]]:
+    """Re-run cheaper presets' attackers (same crops, labels and seeds) on one method's frames:
+    a stronger preset must find at least as much as a cheaper one. Returns preset -> {name: row}."""
     out: dict = {}
-    for other in config.compare_presets:
-        cheap = replace(PRESETS[other], seeds=config.seeds, seed=config.seed, device=config.device,
-                        bootstrap=config.bootstrap, level=config.level)
-        out[other] = {"attackers": attacker_names(cheap), "methods": {}}
-        for name, f in frames.items():
-            if f is None:
-                continue
-            with audit.clock.stage(f"comparison with {other}"):
-                result = attack(f, audit.identity, audit.attributes, cheap, audit.pool)
-            row = {}
-            for p, r in result["identity"].items():
-                mine = methods[name]["identity"][p]["worst_case"]
-                row[p] = {"worst_case": r["worst_case"], "this_preset": mine["value"],
-                          "at_least_as_high": mine["value"] >= r["worst_case"]["value"],
-                          "this_preset_is": compare(r["worst_case"], mine).replace("better", "higher")
-                          .replace("worse", "lower")}
-            ra = methods[name]["attributes"]["worst_case"]
-            row["attributes"] = {"worst_case": result["attributes"]["worst_case"], "this_preset": ra["value"],
-                                 "at_least_as_high": ra["value"] >= result["attributes"]["worst_case"]["value"]}
-            out[other]["methods"][name] = row
-            say(f"{other} preset's attackers on {name}: " + ", ".join(
-                f"{p} {row[p]['worst_case']['value']:.3f} (this preset {row[p]['this_preset']:.3f})"
-                for p in result["identity"]))
+    for other in audit.config.compare_presets:
+        cheap = _cheaper(audit.config, other)
+        with audit.clock.stage(f"comparison with {other}"):
+            result = attack(frames, audit.identity, audit.attributes, cheap, audit.pool)
+        row = {}
+        for p, r in result["identity"].items():
+            value = mine["identity"][p]["worst_case"]
+            row[p] = {"worst_case": r["worst_case"], "this_preset": value["value"],
+                      "at_least_as_high": value["value"] >= r["worst_case"]["value"],
+                      "this_preset_is": compare(r["worst_case"], value).replace("better", "higher")
+                      .replace("worse", "lower")}
+        ra = mine["attributes"]["worst_case"]
+        row["attributes"] = {"worst_case": result["attributes"]["worst_case"], "this_preset": ra["value"],
+                             "at_least_as_high": ra["value"] >= result["attributes"]["worst_case"]["value"]}
+        out[other] = {name: row}
+        say(f"{other} preset's attackers on {name}: " + ", ".join(
+            f"{p} {row[p]['worst_case']['value']:.3f} (this preset {row[p]['this_preset']:.3f})"
+            for p in result["identity"]))
     return out

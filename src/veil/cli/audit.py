@@ -1,4 +1,4 @@
-"""``veil audit``: the privacy audit from the command line."""
+"""``veil audit``: the privacy audit from the command line, of one obfuscator or several."""
 
 from __future__ import annotations
 
@@ -11,15 +11,20 @@ from veil.cli.progress import console
 
 
 def audit(
-    checkpoint: Path | None = typer.Argument(None, help="obfuscator.safetensors; omit to audit baselines only."),
+    checkpoints: list[Path] | None = typer.Argument(
+        None, help="obfuscator.safetensors of one run or several (compared under identical crops, labels, "
+                   "attackers and seeds, named by their run folders); omit to audit baselines only."),
     dataset: Path = typer.Option(..., "--dataset", help="Dataset folder from 'veil data prepare'."),
     out: Path = typer.Option(Path("results/audit"), help="Folder for report.json and report.html."),
-    preset: str = typer.Option("fast", help="'fast' (the demo's, CPU minutes), 'strong' (quoted figures) or 'full'."),
+    preset: str = typer.Option("fast", help="'fast' (the demo's, CPU minutes), 'strong' (quoted figures), 'full' "
+                                           "or 'smoke' (seconds, pipeline checks only)."),
     seeds: int | None = typer.Option(None, help="Repeat every attack with this many seeds (default: the preset's)."),
     protocol: list[str] | None = typer.Option(None, help="Identity protocol(s): reid, tracking (default: both)."),
     time_gap: float | None = typer.Option(None, help="Seconds between attacker-train and -test crops (reid)."),
     identity_splits: str | None = typer.Option(None, help="Splits the reid identities come from (default val,test)."),
-    sweep: bool = typer.Option(False, help="Calibrate each baseline to the obfuscator's utility and attack it there."),
+    sweep: bool = typer.Option(False, help="Calibrate each baseline to the (first) obfuscator's utility and attack "
+                                           "it there."),
+    baselines: str | None = typer.Option(None, help="Baselines to audit, NAME,NAME or 'none' (default: all)."),
     attributes_csv: Path | None = typer.Option(None, help="CSV of (frame, x1, y1, x2, y2, attributes...)."),
     detector: str | None = typer.Option(None, help="Detector for utility (default: the dataset's)."),
     detector_weights: str | None = typer.Option(None),
@@ -30,14 +35,16 @@ def audit(
     from veil.cli.main import _detector, _device
     from veil.errors import VeilError
     from veil.io import read_json
-    from veil.training.state import load_models
 
     if not (dataset / "manifest.json").is_file():
         raise VeilError(f"not a prepared dataset (no manifest.json): {dataset}")
-    obfuscator = load_models(checkpoint)[0] if checkpoint else None
+    chosen = parse_baselines(baselines) if baselines is not None else None
+    obfuscators, info = load_obfuscators(checkpoints or [])
     spec = read_json(dataset / "manifest.json")["detector"]
     det = _detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
     overrides: dict = {"device": _device(device)}
+    if chosen is not None:
+        overrides["baselines"] = chosen
     if seeds is not None:
         overrides["seeds"] = seeds
     if protocol:
@@ -46,10 +53,59 @@ def audit(
         overrides["time_gap"] = time_gap
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
-    report = run_audit(dataset, obfuscator, out, det, preset=preset, sweep=sweep, user_attributes_csv=attributes_csv,
-                       overrides=overrides, progress=typer.echo)  # progress on stdout: stderr carries only errors
+    # progress on stdout: stderr carries only errors
+    report = run_audit(dataset, obfuscators, out, det, preset=preset, sweep=sweep, user_attributes_csv=attributes_csv,
+                       overrides=overrides, progress=typer.echo, info=info)
     typer.echo(json.dumps(report["verdict"], indent=2))
     console.print(f"report: {out / 'report.html'}")
+
+
+def method_names(checkpoints: list[Path]) -> list[str]:
+    """One checkpoint: "obfuscator" (as ever). Several: each run folder's name, made unique by
+    the folders above it, then by a number."""
+    if len(checkpoints) == 1:
+        return ["obfuscator"]
+    resolved = [c.resolve() for c in checkpoints]
+    names = [c.parent.name or c.stem for c in resolved]
+    if len(set(names)) < len(names):  # e.g. runs/a/seed0 and runs/b/seed0: a/seed0, b/seed0
+        names = ["/".join(c.parts[-3:-1]) for c in resolved]
+    out: list[str] = []
+    for name in names:
+        unique, k = name, 2
+        while unique in out:
+            unique, k = f"{name}-{k}", k + 1
+        out.append(unique)
+    return out
+
+
+def load_obfuscators(checkpoints: list[Path]) -> tuple[dict, dict[str, dict]]:
+    """name -> obfuscator module, and name -> what the report quotes of its checkpoint."""
+    from veil.training.state import load_models
+
+    modules, info = {}, {}
+    for name, path in zip(method_names(checkpoints), checkpoints):
+        obfuscator, _, meta = load_models(path)
+        config = meta.get("config", {})
+        modules[name] = obfuscator
+        info[name] = {"checkpoint": str(path), "obfuscator": config.get("obfuscator"),
+                      "obfuscator_args": config.get("obfuscator_args") or {"width": config.get("obfuscator_width")},
+                      "adversaries": meta.get("adversaries", config.get("adversaries")), "epoch": meta.get("epoch")}
+    return modules, info
+
+
+def parse_baselines(text: str) -> tuple[str, ...]:
+    """``"gaussian_blur,pixelate"`` -> names (checked); ``"none"`` -> no baselines."""
+    from veil.errors import VeilError
+    from veil.obfuscators.baselines import BASELINES
+
+    if text.strip().lower() == "none":
+        return ()
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in BASELINES]
+    if not names or unknown:
+        raise VeilError(f"--baselines must be NAME,NAME or none; unknown: {', '.join(unknown) or text!r} "
+                        f"(known: {', '.join(BASELINES.names())})")
+    return names
 
 
 def register(app: typer.Typer) -> None:

@@ -125,6 +125,7 @@ def _register_commands() -> None:
 
     for module in (train, audit, deploy, serve):
         module.register(app)
+    from veil.cli import sweep; sweep.register(app)  # noqa: E702, I001  (one line: veil sweep)
 
 
 _register_commands()

@@ -1,0 +1,1 @@
+"""Studies that run the pipeline several times and tabulate the results (``veil sweep ...``)."""
