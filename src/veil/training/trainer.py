@@ -1,12 +1,13 @@
 """``veil train``: the adversarial obfuscator of de-coninck-2024, against pluggable adversaries.
 
-Each step, on one batch:
-  1. O runs forward once: z = O(X).
+Each step, on one batch (O is first told how far training is: ``O.set_progress(step / steps)``):
+  1. O runs forward once: z = O(X), where X holds each frame's clip for a temporal O.
   2. every training adversary takes its own update on z (detached): the reconstruction
      adversary's D minimises MSE(X, D(z)); the budget ensemble minimises cross-entropy; ...
   3. O minimises L_O = a_obj * L_obj(z) + sum_k w_k * term_k(z), where L_obj is the frozen
      detector's own loss on the pseudo-labels (always the first term) and term_k is what
-     adversary k adds (-L_rec for reconstruction), with every adversary frozen in eval mode.
+     adversary k adds (-L_rec for reconstruction), with every adversary frozen in eval mode,
+     plus O's own ``regulariser()`` when it has one (logged as loss_reg).
 A checkpoint is written after every epoch; ``resume=True`` continues from the last one and
 ends with the same weights as an uninterrupted run (data order is a function of seed+epoch).
 
