@@ -58,11 +58,15 @@ def test_veil_obfuscate_streams_a_temporal_obfuscator_like_its_clips(temporal_ch
     out = tmp_path / "obf.avi"
     code, _, err = run_veil(monkeypatch, capsys, "obfuscate", temporal_checkpoint, short_clip, out)
     assert code == 0, err
-    written = [f.image.astype(float) for f in read_video(out)]
+    written = np.stack([f.image for f in read_video(out)]).astype(float)
     assert len(written) == len(frames) == 30
-    to_clips = np.mean([np.abs(w - e).mean() for w, e in zip(written, expected)])
-    to_stills = np.mean([np.abs(w - s).mean() for w, s in zip(written[1:], stills[1:])])
-    assert to_clips < 2.0 and to_stills > 3 * to_clips, (to_clips, to_stills)  # MJPEG noise vs the motion
+    expected, stills = np.stack(expected).astype(float), np.stack(stills).astype(float)
+    assert np.abs(written - expected).mean() < 4  # MJPEG's loss only
+    # where the motion changes the output, the video follows the clips, not frame-by-frame stills
+    moved = np.abs(expected - stills) > 40
+    assert moved.sum() > 1000
+    to_clips, to_stills = np.abs(written - expected)[moved].mean(), np.abs(written - stills)[moved].mean()
+    assert to_clips < to_stills / 4, (to_clips, to_stills)
 
 
 def test_export_of_a_temporal_obfuscator_takes_clips_and_streams(temporal_checkpoint, short_clip, tmp_path,
