@@ -14,13 +14,14 @@ import cv2
 import torch
 
 from veil.cli.progress import bar, console
-from veil.data.dataset import FrameDataset, PrepareConfig, prepare_dataset
+from veil.data.dataset import FrameDataset, PrepareConfig, obfuscator_inputs, prepare_dataset
 from veil.data.sources import cache_dir, vtest_path
 from veil.deployment.obfuscate import obfuscate_media
 from veil.detectors import DETECTORS
 from veil.evaluation.utility import evaluate_utility
 from veil.evaluation.visualize import side_by_side
 from veil.io import atomic_path, read_json, write_json
+from veil.obfuscators.base import clip_length
 from veil.training.presets import make_config
 from veil.training.state import load_models
 from veil.training.trainer import Trainer
@@ -119,8 +120,9 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
 def _write_side_by_side(path: Path, test: FrameDataset, obfuscator, deobfuscator, detector, device, conf) -> None:
     # The test frame with the most pseudo-labelled people makes the clearest picture.
     i = max(range(len(test)), key=lambda k: len(test.targets[k].boxes))
-    x = test.batch([i])[0].to(device)
-    z = obfuscator(x)
+    clip = obfuscator_inputs(test, [i], clip_length(obfuscator))[0].to(device)  # a temporal O gets the frame's clip
+    x = clip[:, -1] if clip.dim() == 5 else clip
+    z = obfuscator(clip)
     views = {"original": x[0], "obfuscated": z[0], "reconstructed": deobfuscator(z)[0]}
     picture = side_by_side(views, detector, conf)
     with atomic_path(path) as tmp:

@@ -1,6 +1,7 @@
 import json
 
 import pytest
+import torch
 
 from veil.data.dataset import FrameDataset, prepare_dataset, split_ranges
 from veil.errors import VeilError
@@ -40,3 +41,20 @@ def test_missing_source(tmp_path, yolo):
     with pytest.raises(VeilError, match="not found"):
         prepare_dataset(str(tmp_path / "missing.mp4"), tmp_path / "out", yolo)
     assert not (tmp_path / "out").exists()
+
+
+def test_clips_hold_each_frame_and_its_predecessors_at_the_dataset_fps(dataset):
+    train, val = FrameDataset(dataset, "train"), FrameDataset(dataset, "val")
+    clips, targets = train.clips([0, 1, 7, 89], 3)
+    assert clips.shape == (4, 3, 3, 480, 640) and clips.dtype == torch.float32
+    expected = [[0, 0, 0], [0, 0, 1], [5, 6, 7], [87, 88, 89]]  # the split's first frame repeated before it
+    for clip, positions in zip(clips, expected):
+        assert torch.equal(clip, train.images[positions].float() / 255)
+    assert [len(t.boxes) for t in targets] == [len(train.targets[i].boxes) for i in (0, 1, 7, 89)]
+    # consecutive frames of the prepared dataset: 5 fps sampled from a 10 fps source
+    index = {r["name"]: r["index"] for r in train.manifest["frames"]}
+    assert [index[train.names[i]] for i in (5, 6, 7)] == [10, 12, 14]
+    # a clip never reaches back into another split: val's first frame starts its own clips
+    first_val = val.clips([0, 1], 2)[0]
+    assert torch.equal(first_val[0, 0], first_val[0, 1]) and torch.equal(first_val[1, 0], first_val[0, 1])
+    assert not torch.equal(first_val[0, 0], train.images[-1].float() / 255)

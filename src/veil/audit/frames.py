@@ -1,5 +1,8 @@
 """The audit's frames: one table of every frame it attacks (train subset, val, test), and the
-whole-frame transforms (obfuscator, baselines) applied to it before any crop is cut."""
+whole-frame transforms (obfuscator, baselines) applied to it before any crop is cut.
+
+A temporal obfuscator gets each audited frame's clip; the predecessors of a subsampled
+split's frames are read from the dataset's frame files."""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from veil.data.dataset import FrameDataset
+from veil.data.dataset import FrameDataset, clip_names, load_frames, obfuscator_inputs
+from veil.obfuscators.base import clip_length
 from veil.obfuscators.baselines import Baseline
 
 Transform = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
@@ -32,6 +36,19 @@ class FrameView:
 
     def batch(self, indices: list[int]):
         return self.images[indices].float().div_(255), [self.targets[i] for i in indices]
+
+    def clips(self, indices: list[int], length: int):
+        """Float clips ``(B, length, 3, H, W)`` ending at ``indices`` (a temporal obfuscator's input):
+        predecessors come from this view when it holds them, else from the dataset's frame files
+        (a subsampled split does not hold them)."""
+        position = {n: i for i, n in enumerate(self.names)}
+        clips = clip_names(self.manifest, [self.names[i] for i in indices], length)
+        missing = sorted({n for clip in clips for n in clip if n not in position})
+        loaded = load_frames([self.root / "frames" / n for n in missing]) if missing else None
+        frames = [self.images[position[n]] if n in position else loaded[missing.index(n)]  # type: ignore[index]
+                  for clip in clips for n in clip]
+        images = torch.stack(frames).float().div_(255)
+        return images.view(len(indices), length, *images.shape[1:]), [self.targets[i] for i in indices]
 
     def subset(self, positions: np.ndarray) -> FrameView:
         pos = [int(p) for p in positions]
@@ -94,17 +111,24 @@ def transform_frames(transform: Transform | None, view: FrameView, batch_size: i
     """uint8 frames of ``view`` after ``transform`` (8-bit, as transmitted video would be)."""
     if transform is None:
         return view.images
-    out = []
+    out, length = [], clip_length(transform)
     for start in range(0, len(view), batch_size):
-        images = view.images[start : start + batch_size].float().div(255).to(device)
+        indices = list(range(start, min(start + batch_size, len(view))))
+        images = obfuscator_inputs(view, indices, length)[0].to(device)  # clips for a temporal obfuscator
         boxes = [t.boxes.to(device) for t in view.targets[start : start + batch_size]]
         out.append(transform(images, boxes).clamp(0, 1).mul(255).round().byte().cpu())
     return torch.cat(out) if out else view.images.clone()
 
 
 def obfuscator_transform(obfuscator: nn.Module) -> Transform:
+    """O as an audit transform; its ``clip`` tells ``transform_frames`` to hand a temporal O clips."""
     obfuscator.eval()
-    return lambda x, _boxes: obfuscator(x)
+
+    def transform(x: torch.Tensor, _boxes: list[torch.Tensor]) -> torch.Tensor:
+        return obfuscator(x)
+
+    transform.clip = clip_length(obfuscator)  # type: ignore[attr-defined]
+    return transform
 
 
 def baseline_transform(baseline: Baseline, use_pseudo_labels: bool) -> Transform:

@@ -40,7 +40,10 @@ def train(
     a_obj: float = typer.Option(1.0, help="Weight of the detector loss."),
     snapshot_every: int | None = typer.Option(None, help="Keep snapshots/epochNNN.safetensors every N epochs "
                                                          "(to audit privacy over training)."),
-    width: float = typer.Option(1.0, help="Obfuscator width multiplier."),
+    obfuscator: str = typer.Option("mobilenet_ae", help="Registered obfuscator, e.g. mobilenet_ae."),
+    obfuscator_arg: list[str] = typer.Option(None, "--obfuscator-arg",
+                                             help="KEY=VALUE argument of the obfuscator, repeatable, e.g. width=0.5."),
+    width: float | None = typer.Option(None, help="Obfuscator width multiplier (same as --obfuscator-arg width=W)."),
     detector: str | None = typer.Option(None, help="Detector (default: the dataset's)."),
     detector_weights: str | None = typer.Option(None),
     person_classes: str | None = typer.Option(None, help="Detector classes that are people, e.g. 0 or 0,2 "
@@ -51,17 +54,22 @@ def train(
 ) -> None:
     """Train an obfuscator against the frozen detector and the chosen adversaries."""
     from veil.cli.main import _device
-    from veil.training.config import parse_adversaries, parse_options
+    from veil.training.config import parse_adversaries, parse_arguments, parse_options
     from veil.training.presets import make_config
+    from veil.training.state import build_obfuscator
     from veil.training.trainer import Trainer
 
+    arguments = parse_arguments(obfuscator_arg or [])
+    if width is not None and "width" in arguments:
+        raise VeilError("--width and --obfuscator-arg width=... both set the width: give one of them")
     config = make_config(preset, dataset, epochs=epochs, batch_size=batch_size, crop=crop,
                          steps_per_epoch=steps_per_epoch, lr=lr, lr_drop=lr_drop, snapshot_every=snapshot_every,
-                         a_obj=a_obj, obfuscator_width=width,
+                         a_obj=a_obj, obfuscator=obfuscator, obfuscator_args=arguments, obfuscator_width=width,
                          detector=detector, detector_weights=detector_weights,
                          detector_person_classes=parse_person_classes(person_classes), seed=seed,
                          adversaries=parse_adversaries(adversary) if adversary else None,
                          adversary_options=parse_options(adversary_option or []))
+    build_obfuscator(config)  # a wrong name or argument fails here, before any data is loaded
     trainer = Trainer(dataset, out, config, device=_device(device))
     rank0 = trainer.rank == 0
     if resume and trainer.resume():

@@ -27,6 +27,7 @@ from veil.detectors import FrozenDetector, Target
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
 from veil.io import read_json, write_json
+from veil.obfuscators.base import previous_indices
 
 SPLITS = ("train", "val", "test")
 Progress = Callable[[int, int], None]
@@ -168,6 +169,29 @@ def load_images(paths: list[Path]) -> torch.Tensor:
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float().div_(255)
 
 
+def load_frames(paths: list[Path]) -> torch.Tensor:
+    """A dataset's frame files as uint8 (B, 3, H, W), the form splits are held in memory."""
+    return load_images(paths).mul_(255).to(torch.uint8)
+
+
+def clip_names(manifest: dict, names: list[str], length: int) -> list[list[str]]:
+    """For each frame in ``names``: the ``length`` frames of its clip, itself last, at the dataset's
+    fps. A clip never reaches back past the start of the frame's video within its split: there
+    the first frame is repeated (the obfuscator contract's rule)."""
+    runs: dict[str, tuple[list[str], int]] = {}  # name -> (its video's frames in its split, position)
+    by_run: dict[tuple, list[str]] = {}
+    for r in manifest.get("frames") or []:
+        by_run.setdefault((r.get("clip", 0), r.get("split")), []).append(r["name"])
+    for run in by_run.values():
+        for i, name in enumerate(run):
+            runs[name] = (run, i)
+    out = []
+    for name in names:
+        run, i = runs.get(name, ([name], 0))  # a frame the manifest does not list stands alone
+        out.append([run[j] for j in previous_indices(i, length)])
+    return out
+
+
 class FrameDataset:
     """One split of a prepared dataset, held in memory as uint8 (frames are small)."""
 
@@ -182,7 +206,7 @@ class FrameDataset:
             raise VeilError(f"dataset has no split {split!r}")
         self.names: list[str] = self.manifest["splits"][split]
         labels = read_json(self.root / "labels.json")
-        self.images = (load_images([self.root / "frames" / n for n in self.names]).mul_(255).to(torch.uint8)
+        self.images = (load_frames([self.root / "frames" / n for n in self.names])
                        if self.names else torch.zeros(0, 3, 1, 1, dtype=torch.uint8))
         self.targets = [
             Target(torch.tensor(labels[n]["boxes"], dtype=torch.float32).reshape(-1, 4),
@@ -200,3 +224,21 @@ class FrameDataset:
 
     def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[Target]]:
         return self.images[indices].float().div_(255), [self.targets[i] for i in indices]
+
+    def clip_indices(self, indices: list[int], length: int) -> list[list[int]]:
+        """Positions of each frame's clip in this split (see :func:`clip_names`)."""
+        position = {n: i for i, n in enumerate(self.names)}
+        clips = clip_names(self.manifest, [self.names[i] for i in indices], length)
+        return [[position[n] for n in clip] for clip in clips]
+
+    def clips(self, indices: list[int], length: int) -> tuple[torch.Tensor, list[Target]]:
+        """Float clips ``(B, length, 3, H, W)`` ending at ``indices``, and the targets of those last frames."""
+        flat = [j for clip in self.clip_indices(indices, length) for j in clip]
+        images = self.images[flat].float().div_(255)
+        return images.view(len(indices), length, *images.shape[1:]), [self.targets[i] for i in indices]
+
+
+def obfuscator_inputs(dataset, indices: list[int], length: int) -> tuple[torch.Tensor, list[Target]]:
+    """What an obfuscator with clips of ``length`` takes for frames ``indices`` of ``dataset`` (a
+    FrameDataset or any view with ``batch`` and ``clips``): the frames, or their clips."""
+    return dataset.clips(indices, length) if length > 1 else dataset.batch(indices)

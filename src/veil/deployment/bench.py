@@ -23,9 +23,10 @@ import torch
 
 from veil.data.sources import sha256
 from veil.deployment.export import MAC_COUNTER, count_macs, export_onnx, output_paths, vtest_frames
-from veil.deployment.runtime import OnnxObfuscator, to_input
+from veil.deployment.runtime import OnnxObfuscator, stream_inputs, to_input
 from veil.errors import VeilError
 from veil.io import read_json
+from veil.obfuscators.base import clip_length
 from veil.training.state import load_models
 
 FRAME_SIZE = (640, 480)
@@ -60,8 +61,10 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
         detector = DETECTORS.build(meta["config"]["detector"], **({"weights": weights} if weights else {}))
     detector.eval()
     frame = vtest_frames((100,), FRAME_SIZE)
-    x = to_input(frame)
-    x_torch = torch.from_numpy(x)
+    x_torch = torch.from_numpy(to_input(frame))  # the detector's input
+    # the obfuscator's: a temporal one gets the frame's clip (the first frame repeated, as at a stream's start)
+    x = to_input(stream_inputs(frame, clip_length(obfuscator)))
+    x_obf = torch.from_numpy(x)
     cores = os.cpu_count() or 1
     threads = {"1_thread": 1, f"{cores}_threads": cores}
     result: dict = {
@@ -88,7 +91,7 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
                 torch.set_num_threads(n)
                 say(f"timing with {label.replace('_', ' ')}")
                 with torch.inference_mode():
-                    row = {"obfuscator_pytorch": median_ms(lambda: obfuscator(x_torch), repeats, warmup)}
+                    row = {"obfuscator_pytorch": median_ms(lambda: obfuscator(x_obf), repeats, warmup)}
                     for kind in ("fp32", "int8"):
                         model = OnnxObfuscator(paths[kind], threads=n)
                         row[f"obfuscator_onnx_{kind}"] = median_ms(lambda m=model: m.run(x), repeats, warmup)

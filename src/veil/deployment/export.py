@@ -12,9 +12,11 @@ Input contract of both models: ``frames``, float32 RGB in [0, 1], NCHW, any batc
 height/width >= 1 (the graph pads each side to a multiple of 8, the encoder's stride, by
 edge replication and crops the output back), but frames should be resized to the card's
 ``input.trained_frame_size``: the detector scale the obfuscator was trained at. Output:
-``obfuscated``, the same shape and range. Part of the pipeline that runs on a camera:
-:func:`veil.deployment.runtime.load_onnx_obfuscator` (re-exported here) wraps either model
-as a callable on uint8 ``HxWx3`` RGB frames.
+``obfuscated``, the same shape and range. A temporal obfuscator (``input.clip`` T > 1) takes
+clips ``(N, T, 3, H, W)``, the frame to obfuscate last, and returns ``(N, 3, H, W)``. Part
+of the pipeline that runs on a camera: :func:`veil.deployment.runtime.load_onnx_obfuscator`
+(re-exported here) wraps either model as a callable on uint8 ``HxWx3`` RGB frames (streaming
+the previous frames a temporal model needs).
 
 Every file is written to a temporary file and renamed into place; existing outputs are
 refused unless ``overwrite=True``.
@@ -41,9 +43,18 @@ from torch import nn
 import veil
 from veil.data.sources import sha256, vtest_path
 from veil.data.video import read_video, resize
-from veil.deployment.runtime import INPUT_NAME, OUTPUT_NAME, OnnxObfuscator, load_onnx_obfuscator, to_input
+from veil.deployment.runtime import (
+    INPUT_NAME,
+    OUTPUT_NAME,
+    OnnxObfuscator,
+    load_onnx_obfuscator,
+    stream_inputs,
+    to_input,
+)
 from veil.errors import VeilError
 from veil.io import atomic_path, write_json
+from veil.obfuscators.base import clip_length
+from veil.training.config import TrainConfig
 from veil.training.state import load_models
 
 __all__ = ["count_macs", "export_onnx", "load_onnx_obfuscator", "output_paths", "vtest_frames"]
@@ -116,7 +127,7 @@ def export_onnx(
         "format": "veil-model-card",
         "veil_version": veil.__version__,
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "model": _model_stats(obfuscator, config),
+        "model": _model_stats(obfuscator, TrainConfig.from_dict(config)),
         "input": _input_contract(obfuscator, frame_size),
         "output": {"name": OUTPUT_NAME, "layout": "NCHW", "dtype": "float32", "color": "RGB", "range": [0, 1],
                    "shape": "same as the input"},
@@ -137,7 +148,7 @@ def export_onnx(
         if int8:
             say("quantising to int8")
             calib, calib_source = _calibration_frames(data, dataset, frame_size)
-            card["int8"] = _quantize(tmp / "fp32.onnx", tmp, calib, verify)
+            card["int8"] = _quantize(tmp / "fp32.onnx", tmp, calib, verify, clip_length(obfuscator))
             card["int8"]["calibration"] = calib_source
         if data is not None:
             say(f"measuring person AP on {len(data)} {split} frames")
@@ -163,27 +174,38 @@ MAC_COUNTER = f"ptflops {version('ptflops')} (pytorch backend)"
 
 
 def count_macs(model: nn.Module, size: tuple[int, int] = MAC_SIZE) -> tuple[int, int]:
-    """(multiply-accumulates, parameters) of one ``size`` (width, height) RGB frame, by ptflops."""
+    """(multiply-accumulates, parameters) of one ``size`` (width, height) RGB frame (a temporal
+    obfuscator: one clip ending at it), by ptflops."""
     from ptflops import get_model_complexity_info
 
     w, h = size
+    length = clip_length(model)
+    shape = (length, 3, h, w) if length > 1 else (3, h, w)
     with contextlib.redirect_stdout(io.StringIO()):  # ptflops prints warnings for unknown modules
-        macs, _ = get_model_complexity_info(model, (3, h, w), as_strings=False,
+        macs, _ = get_model_complexity_info(model, shape, as_strings=False,
                                             print_per_layer_stat=False, backend="pytorch")
     # ptflops counts trainable parameters only, and a frozen detector has none.
     return int(macs), sum(p.numel() for p in model.parameters())
 
 
-def _model_stats(obfuscator: nn.Module, config: dict) -> dict:
+def _model_stats(obfuscator: nn.Module, config: TrainConfig) -> dict:
     macs, params = count_macs(obfuscator)
-    return {"architecture": config.get("obfuscator"), "width": config.get("obfuscator_width"),
+    return {"architecture": config.obfuscator, "arguments": config.obfuscator_args,
+            "clip": clip_length(obfuscator),
+            "transmitted": getattr(obfuscator, "transmitted", "the obfuscator's output image"),
+            "attacked": getattr(obfuscator, "attacked", "the obfuscator's output image"),
             "parameters": params, "macs_640x480": macs, "mac_counter": MAC_COUNTER}
 
 
 def _input_contract(obfuscator: nn.Module, frame_size: tuple[int, int]) -> dict:
     stride = int(getattr(obfuscator, "stride", 1))
+    length = clip_length(obfuscator)
+    clip = {"layout": "NCHW", "clip": 1} if length == 1 else {
+        "layout": "NTCHW", "clip": length,
+        "clips": f"each input is {length} consecutive frames at the training data's fps, the frame to obfuscate "
+                 "last; at a stream's start the first frame is repeated (load_onnx_obfuscator does this)"}
     return {
-        "name": INPUT_NAME, "layout": "NCHW", "dtype": "float32", "color": "RGB", "range": [0, 1],
+        "name": INPUT_NAME, **clip, "dtype": "float32", "color": "RGB", "range": [0, 1],
         "batch": "dynamic", "height": "dynamic, >= 1", "width": "dynamic, >= 1",
         "padding": f"each side is padded to a multiple of {stride} by edge replication inside the graph, "
                    "and the output is cropped back to the input size",
@@ -197,8 +219,10 @@ def _torch_export(obfuscator: nn.Module, path: Path, opset: int, frame_size: tup
     import onnx
 
     w, h = frame_size
-    dims = {0: torch.export.Dim("batch"), 2: torch.export.Dim("height"), 3: torch.export.Dim("width")}
-    example = torch.zeros(2, 3, h, w)
+    length = clip_length(obfuscator)
+    lead = 0 if length == 1 else 1  # a temporal obfuscator's input has the clip axis after the batch
+    dims = {0: torch.export.Dim("batch"), 2 + lead: torch.export.Dim("height"), 3 + lead: torch.export.Dim("width")}
+    example = torch.zeros(2, 3, h, w) if length == 1 else torch.zeros(2, length, 3, h, w)
     with warnings.catch_warnings(), _quiet_logs():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(obfuscator, (example,), None, input_names=[INPUT_NAME],
@@ -210,7 +234,9 @@ def _torch_export(obfuscator: nn.Module, path: Path, opset: int, frame_size: tup
     for dim, name in zip(model.graph.output[0].type.tensor_type.shape.dim, ("batch", None, "height", "width")):
         if name:
             dim.dim_param = name
-    model.doc_string = "Veil obfuscator: RGB float [0, 1] NCHW in, obfuscated frames of the same shape out"
+    model.doc_string = ("Veil obfuscator: RGB float [0, 1] NCHW in, obfuscated frames of the same shape out"
+                        if length == 1 else f"Veil temporal obfuscator: RGB float [0, 1] clips (N, {length}, 3, H, W) "
+                        "in, the frame to obfuscate last; obfuscated frames (N, 3, H, W) out")
     props = {"veil_version": veil.__version__, "checkpoint_sha256": card["checkpoint"]["sha256"]}
     onnx.helper.set_model_props(model, props)
     onnx.checker.check_model(model)
@@ -228,7 +254,7 @@ def _parity(obfuscator: nn.Module, path: Path, frames: np.ndarray) -> dict:
     cases = {f"batch {len(frames)} at {w}x{h}": frames, f"batch 1 at {w - 3}x{h - 5}": odd}
     diffs = {}
     for name, batch in cases.items():
-        x = to_input(batch)
+        x = to_input(stream_inputs(batch, clip_length(obfuscator)))
         with torch.no_grad():
             expected = obfuscator(torch.from_numpy(x)).numpy()
         got = model.run(x)
@@ -254,7 +280,7 @@ def _calibration_frames(data, dataset, frame_size: tuple[int, int]) -> tuple[np.
     return vtest_frames(CALIBRATION_FRAMES, frame_size), f"vtest.avi frames {list(CALIBRATION_FRAMES)}"
 
 
-def _quantize(fp32: Path, tmp: Path, calibration: np.ndarray, verify: np.ndarray) -> dict:
+def _quantize(fp32: Path, tmp: Path, calibration: np.ndarray, verify: np.ndarray, length: int = 1) -> dict:
     """Static QDQ quantisation: int8 per-channel weights, uint8 activations, MinMax calibration.
 
     Static beats dynamic here: dynamic quantisation turns convolutions into ConvInteger with
@@ -265,7 +291,7 @@ def _quantize(fp32: Path, tmp: Path, calibration: np.ndarray, verify: np.ndarray
 
     class Frames(CalibrationDataReader):
         def __init__(self) -> None:
-            self.batches = iter([{INPUT_NAME: to_input(f[None])} for f in calibration])
+            self.batches = iter([{INPUT_NAME: to_input(c[None])} for c in stream_inputs(calibration, length)])
 
         def get_next(self) -> dict | None:
             return next(self.batches, None)
@@ -274,7 +300,7 @@ def _quantize(fp32: Path, tmp: Path, calibration: np.ndarray, verify: np.ndarray
         quant_pre_process(str(fp32), str(tmp / "pre.onnx"))
         quantize_static(str(tmp / "pre.onnx"), str(tmp / "int8.onnx"), Frames(), quant_format=QuantFormat.QDQ,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    x = to_input(verify)
+    x = to_input(stream_inputs(verify, length))
     diff = float(np.abs(OnnxObfuscator(tmp / "int8.onnx").run(x) - OnnxObfuscator(fp32).run(x)).max())
     return {"method": "onnxruntime static QDQ: per-channel int8 weights, uint8 activations, MinMax calibration",
             "max_abs_diff_vs_fp32": diff, "max_abs_diff_frames": f"vtest.avi frames {list(VERIFY_FRAMES)}"}
@@ -293,7 +319,12 @@ def _utility(data, dataset, split: str, tmp: Path, int8: bool, config: dict, det
     ap = {"original": detection_ap(detector, data)}
     for kind in ("fp32", "int8") if int8 else ("fp32",):
         model = OnnxObfuscator(tmp / f"{kind}.onnx")
-        ap[f"onnx_{kind}"] = detection_ap(detector, data, lambda x, m=model: torch.from_numpy(m.run(x.numpy())))
+
+        def run(x: torch.Tensor, m: OnnxObfuscator = model) -> torch.Tensor:
+            return torch.from_numpy(m.run(x.numpy()))
+
+        run.clip = model.clip  # type: ignore[attr-defined]  (detection_ap hands a temporal model clips)
+        ap[f"onnx_{kind}"] = detection_ap(detector, data, run)
     base = ap["original"]
     relative = {k: (v / base if base > 0 else float("nan")) for k, v in ap.items() if k != "original"}
     result = {"dataset": Path(dataset).name, "split": split, "frames": len(data),

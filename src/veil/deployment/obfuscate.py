@@ -5,10 +5,11 @@ come out under the same relative names in the output folder), a webcam index suc
 ``0`` or a stream URL (RTSP, HTTP...: video out; stop with Ctrl-C or ``max_frames``).
 
 Frames are resized to the size the obfuscator was trained at (the detector's scale), then
-obfuscated. A video keeps its source's frame rate and frame count, and carries no audio
-and none of the source's container metadata unless ``keep_audio`` (audio only, still no
-metadata). Outputs appear only when complete and never replace the source or anything
-Veil did not write (see :mod:`veil.deployment.outputs`).
+obfuscated. A temporal obfuscator sees each video frame with the frames before it (the first
+frame repeated at the start); a folder's images are stills. A video keeps its source's frame
+rate and frame count, and carries no audio and none of the source's container metadata
+unless ``keep_audio`` (audio only, still no metadata). Outputs appear only when complete and
+never replace the source or anything Veil did not write (see :mod:`veil.deployment.outputs`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from torch import nn
 from veil.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, resize, write_video
 from veil.deployment.audio import AUDIO_WARNING, mux_audio
 from veil.deployment.outputs import check_folder_targets, check_output, publish, staged_folder
+from veil.deployment.runtime import ClipWindow
 from veil.deployment.sources import Stream, is_live, open_stream
 from veil.errors import VeilError
 from veil.io import atomic_path
+from veil.obfuscators.base import clip_length
 from veil.training.state import load_models
 
 Progress = Callable[[int, int | None], None]
@@ -39,10 +42,18 @@ WRITABLE_VIDEO = {".mp4", ".m4v", ".mov", ".mkv", ".avi"}  # containers write_vi
 
 
 @torch.no_grad()
-def apply(obfuscator: nn.Module, frames: list[np.ndarray], device: torch.device | str = "cpu") -> list[np.ndarray]:
-    """Obfuscate a list of RGB uint8 frames of one size."""
-    x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255).to(device)
-    y = obfuscator(x).clamp_(0, 1).mul_(255).round_().to(torch.uint8)
+def apply(obfuscator: nn.Module, frames: list[np.ndarray], device: torch.device | str = "cpu",
+          window: ClipWindow | None = None) -> list[np.ndarray]:
+    """Obfuscate a list of RGB uint8 frames of one size.
+
+    A temporal obfuscator gets each frame's clip from ``window`` (consecutive frames of one
+    video); without one, each frame is a still, its clip that frame repeated."""
+    x = np.stack(frames)
+    length = clip_length(obfuscator)
+    if length > 1:
+        x = window(x) if window is not None else np.repeat(x[:, None], length, axis=1)
+    y = obfuscator(torch.from_numpy(x).movedim(-1, -3).float().div_(255).to(device))
+    y = y.clamp_(0, 1).mul_(255).round_().to(torch.uint8)
     return list(y.permute(0, 2, 3, 1).cpu().numpy())
 
 
@@ -59,16 +70,19 @@ class _Counter:
 
 
 def _batched(frames: Iterable[np.ndarray], obfuscator: nn.Module, size: tuple[int, int],
-             counter: _Counter, batch: int = 8) -> Iterator[np.ndarray]:
+             counter: _Counter, batch: int = 8, stills: bool = False) -> Iterator[np.ndarray]:
+    """Obfuscated ``frames``: consecutive frames of one video (a temporal obfuscator keeps its
+    previous frames across batches), or independent ``stills``."""
+    window = ClipWindow(clip_length(obfuscator)) if clip_length(obfuscator) > 1 and not stills else None
     buf: list[np.ndarray] = []
     for frame in frames:
         buf.append(resize(frame, size))
         if len(buf) == batch:
-            yield from apply(obfuscator, buf)
+            yield from apply(obfuscator, buf, window=window)
             counter.add(len(buf))
             buf = []
     if buf:
-        yield from apply(obfuscator, buf)
+        yield from apply(obfuscator, buf, window=window)
         counter.add(len(buf))
 
 
@@ -192,7 +206,7 @@ def _obfuscate_folder(obfuscator: nn.Module, size: tuple[int, int], source: Path
     known = [_frame_count(p) for p in videos]  # also refuses an undecodable video before any work
     counter = _Counter(progress, len(images) + sum(known) if None not in known else None)  # type: ignore[arg-type]
     with staged_folder(output) as stage:
-        obfuscated = _batched((read_image(p) for p in images), obfuscator, size, counter)
+        obfuscated = _batched((read_image(p) for p in images), obfuscator, size, counter, stills=True)
         for path, image in zip(images, obfuscated, strict=True):  # strict: runs the generator to its end
             _write_image(stage / targets[path], image)
         for path in videos:

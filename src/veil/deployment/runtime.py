@@ -1,8 +1,10 @@
 """Running an exported obfuscator with ONNX Runtime: what a camera needs, without PyTorch.
 
 The ONNX model takes ``frames`` (float32, RGB in [0, 1], NCHW, any batch, height and width)
-and returns ``obfuscated`` of the same shape. :func:`load_onnx_obfuscator` wraps it for
-uint8 ``HxWx3`` RGB frames, the form cameras and OpenCV decode to.
+and returns ``obfuscated`` of the same shape. A temporal obfuscator's model takes clips
+``(N, T, 3, H, W)``, the frame to obfuscate last, and returns ``(N, 3, H, W)``.
+:func:`load_onnx_obfuscator` wraps either for uint8 ``HxWx3`` RGB frames, the form cameras
+and OpenCV decode to; for a temporal model it keeps the previous frames of the stream.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ def ort_session(path: str | Path, threads: int | None = None):
 
 
 def to_input(frames: np.ndarray) -> np.ndarray:
-    """uint8 ``(N, H, W, 3)`` RGB -> float32 ``(N, 3, H, W)`` in [0, 1]."""
-    return np.ascontiguousarray(frames.transpose(0, 3, 1, 2), dtype=np.float32) / np.float32(255)
+    """uint8 ``(N, H, W, 3)`` RGB -> float32 ``(N, 3, H, W)`` in [0, 1] (clips: ``(N, T, ...)`` alike)."""
+    return np.ascontiguousarray(np.moveaxis(frames, -1, -3), dtype=np.float32) / np.float32(255)
 
 
 def from_output(obfuscated: np.ndarray) -> np.ndarray:
@@ -44,26 +46,70 @@ def from_output(obfuscated: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(obfuscated * 255), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
 
 
+class ClipWindow:
+    """Consecutive frames of one stream -> a temporal obfuscator's clips, the stream's first frame
+    repeated before it (the obfuscator contract, as ``veil.obfuscators.FrameStream`` does).
+
+    ``window(frames)``: ``(N, ...)`` frames that follow the ones it saw -> ``(N, length, ...)``.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+        self.previous: np.ndarray | None = None  # the stream's last length - 1 frames
+
+    def reset(self) -> None:
+        """A new stream starts."""
+        self.previous = None
+
+    def __call__(self, frames: np.ndarray) -> np.ndarray:
+        if self.previous is None:
+            self.previous = np.repeat(frames[:1], self.length - 1, axis=0)
+        sequence = np.concatenate([self.previous, frames])
+        self.previous = sequence[len(sequence) - (self.length - 1):]
+        return np.stack([sequence[i : i + self.length] for i in range(len(frames))])
+
+
+def stream_inputs(frames: np.ndarray, length: int) -> np.ndarray:
+    """Consecutive ``frames`` of one stream as an obfuscator's inputs: clips of ``length`` for a
+    temporal obfuscator, the frames themselves for a frame obfuscator (``length`` 1)."""
+    return ClipWindow(length)(frames) if length > 1 else frames
+
+
+def onnx_clip_length(session) -> int:
+    """Frames per input of an exported obfuscator: T for a clip input (N, T, 3, H, W), else 1."""
+    shape = session.get_inputs()[0].shape
+    return int(shape[1]) if len(shape) == 5 else 1
+
+
 class OnnxObfuscator:
     """Callable: one uint8 ``HxWx3`` RGB frame (or an ``NxHxWx3`` batch) in, the same form out.
 
     It obfuscates at the size it is given. Resize frames to the model card's
     ``input.trained_frame_size`` first: the obfuscator was trained at the detector's scale.
+    A temporal model (``clip`` > 1) treats the frames of successive calls as one stream, in
+    order: each frame's clip is it and the frames before it; ``reset()`` starts a new stream.
     """
 
     def __init__(self, path: str | Path, threads: int | None = None) -> None:
         self.path = Path(path)
         self.session = ort_session(self.path, threads)
+        self.clip = onnx_clip_length(self.session)
+        self.window = ClipWindow(self.clip) if self.clip > 1 else None
+
+    def reset(self) -> None:
+        if self.window is not None:
+            self.window.reset()
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NCHW in [0, 1] -> float32 NCHW in [0, 1] (the raw graph)."""
+        """float32 NCHW (or NTCHW clips) in [0, 1] -> float32 NCHW in [0, 1] (the raw graph)."""
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: batch})[0]
 
     def __call__(self, frames: np.ndarray) -> np.ndarray:
         if frames.dtype != np.uint8 or frames.ndim not in (3, 4) or frames.shape[-1] != 3:
             raise VeilError(f"expected uint8 HxWx3 RGB frames, got {frames.dtype} {frames.shape}")
         single = frames.ndim == 3
-        out = from_output(self.run(to_input(frames[None] if single else frames)))
+        frames = frames[None] if single else frames
+        out = from_output(self.run(to_input(self.window(frames) if self.window is not None else frames)))
         return out[0] if single else out
 
 

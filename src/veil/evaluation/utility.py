@@ -1,18 +1,34 @@
 """Utility of an obfuscator: person AP of the frozen detector against the pseudo-labels on
-original, obfuscated and reconstructed frames, plus how much the frames still look alike."""
+original, obfuscated and reconstructed frames, plus how much the frames still look alike.
+
+A transform with ``clip`` > 1 (a temporal obfuscator, see ``veil.obfuscators.base``) gets each
+frame's clip from the split: the frame and its predecessors, the split's first frame repeated.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from veil.data.dataset import FrameDataset
+from veil.data.dataset import FrameDataset, obfuscator_inputs
 from veil.detectors import FrozenDetector
 from veil.evaluation.ap import average_precision
+from veil.obfuscators.base import clip_length
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _batches(dataset: FrameDataset, transform: Transform | None, batch_size: int,
+             device: str | torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
+    """(frames, transform of those frames or None) per batch; a temporal transform gets clips."""
+    length = clip_length(transform) if transform is not None else 1
+    for start in range(0, len(dataset), batch_size):
+        indices = list(range(start, min(start + batch_size, len(dataset))))
+        inputs = obfuscator_inputs(dataset, indices, length)[0].to(device)
+        frames = inputs[:, -1] if length > 1 else inputs
+        yield frames, (transform(inputs).clamp(0, 1) if transform is not None else None)
 
 
 @torch.no_grad()
@@ -22,12 +38,8 @@ def detection_ap(
 ) -> float:
     """Person AP (VOC, IoU 0.5) of ``detector`` on ``transform(frames)`` against the pseudo-labels."""
     dets = []
-    for start in range(0, len(dataset), batch_size):
-        images, _ = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
-        images = images.to(device)
-        if transform is not None:
-            images = transform(images).clamp(0, 1)
-        dets += [(d.boxes.cpu(), d.scores.cpu()) for d in detector.detect(images)]
+    for frames, out in _batches(dataset, transform, batch_size, device):
+        dets += [(d.boxes.cpu(), d.scores.cpu()) for d in detector.detect(frames if out is None else out)]
     return average_precision(dets, [t.boxes for t in dataset.targets])
 
 
@@ -37,10 +49,7 @@ def image_similarity(
 ) -> dict[str, float]:
     """Mean SSIM and PSNR between original frames and ``transform(frames)`` (data range 1)."""
     ssim, psnr, n = 0.0, 0.0, 0
-    for start in range(0, len(dataset), batch_size):
-        images, _ = dataset.batch(list(range(start, min(start + batch_size, len(dataset)))))
-        images = images.to(device)
-        out = transform(images).clamp(0, 1)
+    for images, out in _batches(dataset, transform, batch_size, device):
         for a, b in zip(out, images):
             ssim += float(structural_similarity_index_measure(a[None], b[None], data_range=1.0))
             psnr += float(peak_signal_noise_ratio(a[None], b[None], data_range=1.0))
@@ -65,6 +74,8 @@ def evaluate_utility(
 
         def reconstruct(x: torch.Tensor) -> torch.Tensor:
             return deobfuscator(obfuscator(x))
+
+        reconstruct.clip = clip_length(obfuscator)  # type: ignore[attr-defined]  (it takes O's input)
 
         ap_rec = detection_ap(detector, dataset, reconstruct, device=device)
         result["person_ap"]["reconstructed"] = ap_rec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import InitVar, asdict, dataclass, field, fields
 
 from veil.errors import VeilError
 
@@ -13,7 +13,10 @@ RESUMABLE_CHANGES = ("epochs", "val_every", "amp", "snapshot_every")
 @dataclass
 class TrainConfig:
     obfuscator: str = "mobilenet_ae"
-    obfuscator_width: float = 1.0
+    # keyword arguments of the obfuscator's factory (``OBFUSCATORS.build(obfuscator, **args)``)
+    obfuscator_args: dict = field(default_factory=dict)
+    # the one argument configs had before obfuscator_args: accepted, and folded into them
+    obfuscator_width: InitVar[float | None] = None
     deobfuscator: str = "conv_ae"
     deobfuscator_width: float = 1.0
     detector: str = "yolo"
@@ -36,7 +39,9 @@ class TrainConfig:
     seed: int = 0
     amp: str = "auto"  # auto (CUDA only), on, off
 
-    def __post_init__(self) -> None:
+    def __post_init__(self, obfuscator_width: float | None) -> None:
+        if obfuscator_width is not None and obfuscator_width != 1.0 and "width" not in self.obfuscator_args:
+            self.obfuscator_args = {**self.obfuscator_args, "width": obfuscator_width}
         if not 0.0 <= self.lr_drop <= 1.0:
             raise VeilError(f"lr_drop is a share of the epochs, in [0, 1]; got {self.lr_drop}")
 
@@ -47,6 +52,8 @@ class TrainConfig:
     def from_dict(cls, data: dict) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
+        if "obfuscator_width" in data:  # checkpoints before obfuscator_args
+            values["obfuscator_width"] = data["obfuscator_width"]
         if "adversaries" not in data and "a_rec" in data:  # checkpoints before adversaries were pluggable
             values["adversaries"] = {"reconstruction": float(data["a_rec"])}
         return cls(**values)
@@ -70,19 +77,34 @@ def parse_adversaries(specs: list[str]) -> dict[str, float]:
     return out
 
 
-def parse_options(specs: list[str]) -> dict[str, dict]:
-    """``["budget.models=3"]`` -> ``{"budget": {"models": 3}}``; values are read as JSON when they parse."""
+def parse_value(text: str):
+    """A command-line value: JSON when it parses (numbers, booleans, lists), else the text itself."""
     import json
 
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def parse_options(specs: list[str]) -> dict[str, dict]:
+    """``["budget.models=3"]`` -> ``{"budget": {"models": 3}}``; values are read as JSON when they parse."""
     out: dict[str, dict] = {}
     for spec in specs:
         key, eq, value = spec.partition("=")
         adversary, dot, option = key.partition(".")
         if not (eq and dot and adversary and option):
             raise VeilError(f"--adversary-option must look like ADVERSARY.OPTION=VALUE, got {spec!r}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        out.setdefault(adversary.strip(), {})[option.strip()] = parsed
+        out.setdefault(adversary.strip(), {})[option.strip()] = parse_value(value)
+    return out
+
+
+def parse_arguments(specs: list[str]) -> dict:
+    """``["width=0.5", "k=2"]`` -> ``{"width": 0.5, "k": 2}`` (--obfuscator-arg); values as in parse_options."""
+    out: dict = {}
+    for spec in specs:
+        key, eq, value = spec.partition("=")
+        if not (eq and key.strip()):
+            raise VeilError(f"--obfuscator-arg must look like KEY=VALUE, got {spec!r}")
+        out[key.strip()] = parse_value(value)
     return out

@@ -74,8 +74,18 @@ def save_models(path: Path, config: TrainConfig, obfuscator: nn.Module, deobfusc
     save_checkpoint(path, tensors, meta)
 
 
+def build_obfuscator(config: TrainConfig) -> nn.Module:
+    """O as ``config`` names it, with its arguments; a name or argument its factory refuses is a VeilError."""
+    try:
+        return OBFUSCATORS.build(config.obfuscator, **config.obfuscator_args)
+    except (TypeError, ValueError) as exc:
+        given = ", ".join(f"{k}={v!r}" for k, v in config.obfuscator_args.items()) or "no arguments"
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise VeilError(f"obfuscator {config.obfuscator!r} cannot be built with {given}: {first}") from None
+
+
 def build_models(config: TrainConfig) -> tuple[nn.Module, nn.Module]:
-    obfuscator = OBFUSCATORS.build(config.obfuscator, width=config.obfuscator_width)
+    obfuscator = build_obfuscator(config)
     deobfuscator = DEOBFUSCATORS.build(config.deobfuscator, width=config.deobfuscator_width)
     return obfuscator, deobfuscator
 

@@ -1,12 +1,13 @@
 """``veil train``: the adversarial obfuscator of de-coninck-2024, against pluggable adversaries.
 
-Each step, on one batch:
-  1. O runs forward once: z = O(X).
+Each step, on one batch (O is first told how far training is: ``O.set_progress(step / steps)``):
+  1. O runs forward once: z = O(X), where X holds each frame's clip for a temporal O.
   2. every training adversary takes its own update on z (detached): the reconstruction
      adversary's D minimises MSE(X, D(z)); the budget ensemble minimises cross-entropy; ...
   3. O minimises L_O = a_obj * L_obj(z) + sum_k w_k * term_k(z), where L_obj is the frozen
      detector's own loss on the pseudo-labels (always the first term) and term_k is what
-     adversary k adds (-L_rec for reconstruction), with every adversary frozen in eval mode.
+     adversary k adds (-L_rec for reconstruction), with every adversary frozen in eval mode,
+     plus O's own ``regulariser()`` when it has one (logged as loss_reg).
 A checkpoint is written after every epoch; ``resume=True`` continues from the last one and
 ends with the same weights as an uninterrupted run (data order is a function of seed+epoch).
 
@@ -34,11 +35,19 @@ from veil.detectors import DETECTORS, FrozenDetector, Target
 from veil.errors import VeilError
 from veil.evaluation.utility import detection_ap
 from veil.io import atomic_path, load_checkpoint, remove_stale_temporaries, save_checkpoint
-from veil.obfuscators import OBFUSCATORS
+from veil.obfuscators.base import Obfuscator, clip_length
 from veil.training.adversaries import TRAINING_ADVERSARIES, AdversaryContext, Batch, TrainingAdversary
 from veil.training.adversaries.base import shift_and_clip
 from veil.training.config import TrainConfig
-from veil.training.state import flatten_optimizer, load_into, prefixed, save_models, take, unflatten_optimizer
+from veil.training.state import (
+    build_obfuscator,
+    flatten_optimizer,
+    load_into,
+    prefixed,
+    save_models,
+    take,
+    unflatten_optimizer,
+)
 
 StepCallback = Callable[[int, int, int, dict], None]  # epoch, step, steps_per_epoch, losses
 RUN_FILES = ["last.safetensors", "last.json", "obfuscator.safetensors", "obfuscator.json", "log.csv"]
@@ -64,12 +73,13 @@ def crop_offsets(n: int, h: int, w: int, size: int, generator: torch.Generator) 
 
 def apply_crops(images: torch.Tensor, targets: list[Target], offsets: list[tuple[int, int]], size: int,
                 min_visible: float = 0.4) -> tuple[torch.Tensor, list[Target]]:
-    """Cut the crops at ``offsets``; keep boxes with >= ``min_visible`` of their area inside."""
-    _, _, h, w = images.shape
+    """Cut the crops at ``offsets`` (every frame of a clip alike); keep boxes with >= ``min_visible``
+    of their area inside."""
+    h, w = images.shape[-2:]
     ch, cw = min(size, h), min(size, w)
     crops, out_targets = [], []
     for img, t, (x0, y0) in zip(images, targets, offsets):
-        crops.append(img[:, y0 : y0 + ch, x0 : x0 + cw])
+        crops.append(img[..., y0 : y0 + ch, x0 : x0 + cw])  # a frame (3, H, W) or a clip (T, 3, H, W)
         clipped, keep = shift_and_clip(t.boxes, x0, y0, cw, ch, min_visible)
         out_targets.append(Target(clipped[keep], t.labels[keep]))
     return torch.stack(crops), out_targets
@@ -84,9 +94,9 @@ def random_crop(
 
 
 def hflip(images: torch.Tensor, targets: list[Target], flip: torch.Tensor) -> tuple[torch.Tensor, list[Target]]:
-    """Mirror the images where ``flip`` is True, boxes with them."""
+    """Mirror the images (or clips) where ``flip`` is True, boxes with them."""
     w = images.shape[-1]
-    images = torch.where(flip.view(-1, 1, 1, 1), images.flip(-1), images)
+    images = torch.where(flip.view(-1, *[1] * (images.dim() - 1)), images.flip(-1), images)
     out = []
     for t, f in zip(targets, flip):
         b = t.boxes
@@ -134,7 +144,7 @@ class Trainer:
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
         self.use_amp = use_amp
         torch.manual_seed(config.seed)
-        self.obfuscator = OBFUSCATORS.build(config.obfuscator, width=config.obfuscator_width).to(self.device)
+        self.obfuscator = build_obfuscator(config).to(self.device)
         context = AdversaryContext(config, self.device, self.train_set, self.obfuscator, self._autocast,
                                    use_amp, self.rank, self.world_size, self.run_dir)
         self.o_model = context.wrap(self.obfuscator)  # DDP wrapper under torchrun
@@ -172,30 +182,38 @@ class Trainer:
 
         Each step draws one global batch of batch_size x world_size frames; this rank takes its
         own slice of it, so the ranks see different frames and one process sees what it always did.
+        For a temporal O, ``Batch.clips`` holds each frame's clip (the frame last) and
+        ``Batch.images`` the frames: the detector, the adversaries and reconstruction use those.
         """
         gen = torch.Generator().manual_seed(self.config.seed * 1000003 + epoch)
         n, bs, steps = len(self.train_set), self.config.batch_size, self.steps_per_epoch()
         per_step = bs * self.world_size
         order = torch.cat([torch.randperm(n, generator=gen) for _ in range(-(-steps * per_step // n))])
         w, h = self.train_set.size
+        length = clip_length(self.obfuscator)
         for step in range(steps):
             idx = order[step * per_step : (step + 1) * per_step]
             offsets = crop_offsets(len(idx), h, w, self.config.crop, gen) if self.config.crop else [(0, 0)] * len(idx)
             flips = torch.rand(len(idx), generator=gen) < 0.5
             mine = slice(self.rank * bs, (self.rank + 1) * bs)
             frames, offsets, flips = idx[mine].tolist(), offsets[mine], flips[mine]
-            images, targets = self.train_set.batch(frames)
+            # a temporal O gets each frame's clip, cut and mirrored like the frame itself
+            images, targets = (self.train_set.clips(frames, length) if length > 1
+                               else self.train_set.batch(frames))
             if self.config.crop:
                 images, targets = apply_crops(images, targets, offsets, self.config.crop)
             images, targets = hflip(images, targets, flips)
-            yield Batch(images, targets, frames, offsets, flips.tolist())
+            if length > 1:
+                yield Batch(images[:, -1], targets, frames, offsets, flips.tolist(), clips=images)
+            else:
+                yield Batch(images, targets, frames, offsets, flips.tolist())
 
     # --------------------------------------------------------------------- step
     def _autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
 
     def train_step(self, batch: Batch) -> dict:
-        x = batch.images.to(self.device)
+        x = (batch.images if batch.clips is None else batch.clips).to(self.device)
         with self._autocast():
             z = self.o_model(x)  # the one forward pass of O this step
         logs: dict[str, float] = {}
@@ -208,6 +226,10 @@ class Trainer:
             term, term_logs = adversary.o_term(batch, z)
             loss_o = loss_o + weight * term
             logs.update(term_logs)
+        if has_regulariser(self.obfuscator):  # e.g. a lensless mask's priors, already weighted
+            loss_reg = self.obfuscator.regulariser()
+            loss_o = loss_o + loss_reg
+            logs["loss_reg"] = loss_reg.item()
         self.opt_o.zero_grad(set_to_none=True)
         self.scaler_o.scale(loss_o).backward()
         self.scaler_o.step(self.opt_o)
@@ -241,6 +263,8 @@ class Trainer:
             start, sums, counts, steps = time.time(), {}, {}, self.steps_per_epoch()
             self.epoch_frames = []
             for step, batch in enumerate(self.batches(epoch)):
+                if isinstance(self.obfuscator, Obfuscator):  # annealing follows the step, so resume matches
+                    self.obfuscator.set_progress((epoch * steps + step) / (self.config.epochs * steps))
                 self.epoch_frames += batch.frames
                 losses = self.train_step(batch)
                 for k, v in losses.items():
@@ -338,6 +362,11 @@ class Trainer:
         """Leave the process group this trainer joined (torchrun), if any."""
         if self.world_size > 1 and dist.is_initialized():
             dist.destroy_process_group()
+
+
+def has_regulariser(obfuscator: torch.nn.Module) -> bool:
+    """Whether ``obfuscator`` adds a term of its own to L_O (it overrides ``Obfuscator.regulariser``)."""
+    return isinstance(obfuscator, Obfuscator) and type(obfuscator).regulariser is not Obfuscator.regulariser
 
 
 def _build_detector(config: TrainConfig) -> FrozenDetector:

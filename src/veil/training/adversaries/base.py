@@ -28,7 +28,9 @@ class Batch:
     """A training batch and where its pixels came from, so adversaries can place their own labels.
 
     ``frames``: positions in the training FrameDataset; ``offsets``: (x0, y0) of each random
-    crop in the original frame; ``flipped``: whether each crop was then mirrored.
+    crop in the original frame; ``flipped``: whether each crop was then mirrored; ``clips``:
+    for a temporal obfuscator, its input (B, T, 3, h, w), each clip ending with its frame in
+    ``images`` (None for frame obfuscators, whose input is ``images``).
     """
 
     images: torch.Tensor
@@ -36,6 +38,7 @@ class Batch:
     frames: list[int]
     offsets: list[tuple[int, int]] = field(default_factory=list)
     flipped: list[bool] = field(default_factory=list)
+    clips: torch.Tensor | None = None
 
     def to_crop_coordinates(self, i: int, boxes: torch.Tensor, min_visible: float = 0.4,
                             min_side: float = 2.0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -32,7 +32,9 @@ from torch import nn
 from torchvision.models import MNASNet, MobileNetV2, ShuffleNetV2
 from torchvision.ops import roi_align
 
+from veil.data.dataset import obfuscator_inputs
 from veil.errors import VeilError
+from veil.obfuscators.base import clip_length
 from veil.training.adversaries.base import AdversaryContext, Batch, TrainingAdversary, frozen
 from veil.training.adversaries.registry import TRAINING_ADVERSARIES
 from veil.training.state import flatten_optimizer, load_into, prefixed, take, unflatten_optimizer
@@ -265,7 +267,8 @@ class BudgetAdversary(TrainingAdversary):
         with frozen(self.ctx.obfuscator):
             for start in range(0, len(frames), 4):
                 chunk = frames[start : start + 4]
-                x = self.ctx.train_set.batch(chunk)[0].to(self.ctx.device)
+                x = obfuscator_inputs(self.ctx.train_set, chunk, clip_length(self.ctx.obfuscator))[0]
+                x = x.to(self.ctx.device)
                 with self.ctx.autocast():
                     z = self.ctx.obfuscator(x).float()
                 crops = cut(z, [self.labels.boxes[f] for f in chunk], self.crop_size)
