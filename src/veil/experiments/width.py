@@ -70,7 +70,7 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
     from veil.audit.config import resolve
     from veil.training.presets import make_config
     from veil.training.state import load_models
-    from veil.training.trainer import _build_detector
+    from veil.training.trainer import build_detector
 
     say = progress or (lambda _line: None)
     dataset, out = Path(dataset), Path(out)
@@ -79,7 +79,7 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
     resolve(audit_preset)  # an unknown audit preset fails now, not after the training
     configs = {w: make_config(preset, dataset, obfuscator=ARCHITECTURE, obfuscator_width=w, seed=seed)
                for w in widths}
-    detector = _build_detector(next(iter(configs.values()))).to(device)
+    detector = build_detector(next(iter(configs.values()))).to(device)
     test = FrameDataset(dataset, "test")
     if len(test) == 0:
         raise VeilError(f"the width sweep needs frames in the test split of {dataset}")

@@ -138,7 +138,7 @@ class Trainer:
         if not config.adversaries:
             raise VeilError("training needs at least one adversary (known: "
                             f"{', '.join(TRAINING_ADVERSARIES.names())})")
-        self.detector = detector or _build_detector(config)
+        self.detector = detector or build_detector(config)
         self.detector.to(self.device)
         use_amp = config.amp == "on" or (config.amp == "auto" and self.device.type == "cuda")
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
@@ -369,7 +369,7 @@ def has_regulariser(obfuscator: torch.nn.Module) -> bool:
     return isinstance(obfuscator, Obfuscator) and type(obfuscator).regulariser is not Obfuscator.regulariser
 
 
-def _build_detector(config: TrainConfig) -> FrozenDetector:
+def build_detector(config: TrainConfig) -> FrozenDetector:
     kwargs: dict = {}
     if config.detector_weights:
         kwargs["weights"] = config.detector_weights
