@@ -46,5 +46,5 @@ def test_same_run_folder_names_are_told_apart(tmp_path):
 
 def test_unknown_baseline_is_one_line(tmp_path, dataset):
     r = veil("audit", "--dataset", dataset, "--out", tmp_path / "audit", "--baselines", "gaussian_blur,nope")
-    assert_one_line_error(r, "unknown: nope")
+    assert_one_line_error(r, "unknown: 'nope'")
     assert not (tmp_path / "audit").exists()
