@@ -6,8 +6,6 @@ from pathlib import Path
 
 import typer
 
-from veil.cli.progress import console
-
 sweep_app = typer.Typer(no_args_is_help=True, help="Train and audit several obfuscators and tabulate them.")
 
 
@@ -33,11 +31,11 @@ def width(
                         baselines=parse_baselines(baselines), device=_device(device), progress=typer.echo)
     protocol = table["protocols"][0]
     for r in table["rows"]:
-        console.print(f"width {r['width']:g}: {r['parameters']} params, {r['macs'] / 1e6:.1f} MMACs, "
-                      f"{r['latency_ms']:.1f} ms/frame, relative AP {r['relative_ap_test']:.3f}, "
-                      f"identity ({protocol}) {r[f'identity_{protocol}']:.3f}"
-                      + (f", mA {r['attributes_mA']:.3f}" if "attributes_mA" in r else ""), highlight=False)
-    console.print(f"table: {out / 'table.csv'}; plot: {out / 'complexity.png'}; audit: {table['audit_report']}")
+        typer.echo(f"width {r['width']:g}: {r['parameters']} params, {r['macs'] / 1e6:.1f} MMACs, "
+                   f"{r['latency_ms']:.1f} ms/frame, relative AP {r['relative_ap_test']:.3f}, "
+                   f"identity ({protocol}) {r[f'identity_{protocol}']:.3f}"
+                   + (f", mA {r['attributes_mA']:.3f}" if "attributes_mA" in r else ""))
+    typer.echo(f"table: {out / 'table.csv'}; plot: {out / 'complexity.png'}; audit: {table['audit_report']}")
 
 
 def register(app: typer.Typer) -> None:
