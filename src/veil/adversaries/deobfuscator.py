@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchvision.ops.misc import Conv2dNormActivation
 
 from veil.adversaries.registry import DEOBFUSCATORS
+from veil.obfuscators.ops import pad_to_multiple
 
 
 class ConvAutoencoder(nn.Module):
@@ -31,9 +31,7 @@ class ConvAutoencoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
-        # Unconditional (a zero pad is free) so an exported graph pads any input size correctly.
-        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, self.stride)
         return self.net(x)[..., :h, :w]
 
 

@@ -15,6 +15,7 @@ from torchmetrics.functional.image import peak_signal_noise_ratio, structural_si
 from torchvision.ops.misc import Conv2dNormActivation
 
 from veil.adversaries.registry import DEOBFUSCATORS
+from veil.obfuscators.ops import pad_to_multiple
 
 
 def _double_conv(c_in: int, c_out: int) -> nn.Sequential:
@@ -35,9 +36,7 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        pad_h, pad_w = (-h) % self.stride, (-w) % self.stride
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        x = pad_to_multiple(x, self.stride)
         skips = []
         for i, block in enumerate(self.down):
             x = block(x if i == 0 else F.max_pool2d(x, 2))
