@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
@@ -51,3 +52,14 @@ def dataset(vtest_clip, yolo, tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("ds") / "vtest30"
     return prepare_dataset(str(vtest_clip), out, yolo, PrepareConfig(fps=5.0, size=(640, 480), split=(0.6, 0.1, 0.3)))
+
+
+@pytest.fixture(scope="session")
+def short_clip(vtest, tmp_path_factory) -> Path:
+    """The first 3 s of vtest (30 frames at its native 10 fps and 768x576), as MJPEG AVI."""
+    from veil.data.video import read_video, write_video
+
+    path = tmp_path_factory.mktemp("short") / "vtest3s.avi"
+    frames = (f.image for f in itertools.takewhile(lambda f: f.index < 30, read_video(vtest)))
+    assert write_video(path, frames, fps=10.0) == 30
+    return path

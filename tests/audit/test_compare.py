@@ -1,30 +1,45 @@
-"""Several obfuscators in one audit: prepared once, measured under identical crops, labels,
-attackers and seeds, compared in one table and one plot (real components, smoke budget)."""
+"""Several checkpoints in one ``veil audit A B C`` through the real CLI: prepared once, measured
+under identical crops, labels, attackers and seeds, compared in one table and one plot (real
+components, smoke budget)."""
 
 from __future__ import annotations
 
-import copy
+import json
+import shutil
 
 import pytest
 import torch
 
 from tests.audit.test_report import small_dataset
+from tests.cli.test_bad_input import assert_one_line_error, veil
+from veil.training.config import TrainConfig
+from veil.training.state import build_models, save_models
+
+
+def checkpoint(folder, width, adversaries):
+    """An untrained checkpoint (the pipeline, not the result) as ``veil train`` writes it."""
+    config = TrainConfig(obfuscator_width=width)
+    o, _ = build_models(config)
+    folder.mkdir(parents=True)
+    save_models(folder / "obfuscator.safetensors", config, o, None, {"adversaries": adversaries})
+    return folder / "obfuscator.safetensors"
 
 
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory, yolo, dataset):
-    from veil.audit import run_audit
-    from veil.obfuscators import OBFUSCATORS
-
-    ds = small_dataset(dataset, tmp_path_factory.mktemp("compare") / "ds")
+def compared(tmp_path_factory, dataset):
+    root = tmp_path_factory.mktemp("compare")
+    ds = small_dataset(dataset, root / "ds")
     torch.manual_seed(1)
-    a = OBFUSCATORS.build("mobilenet_ae", width=0.25)  # untrained: the pipeline, not the result
-    b = OBFUSCATORS.build("mobilenet_ae", width=0.5)
-    info = {"a": {"obfuscator": "mobilenet_ae", "obfuscator_args": {"width": 0.25}, "adversaries": {"budget": 2.0}}}
-    out = ds.parent / "report"
-    report = run_audit(ds, {"a": a, "a copy": copy.deepcopy(a), "b": b}, out, yolo, preset="smoke",
-                       overrides={"baselines": ("gaussian_blur",), "seeds": 2}, info=info)
-    return report, out, ds
+    a = checkpoint(root / "a", 0.25, {"budget": 2.0})
+    (root / "a copy").mkdir()
+    for suffix in ("safetensors", "json"):
+        shutil.copy(a.with_suffix(f".{suffix}"), root / "a copy" / f"obfuscator.{suffix}")
+    b = checkpoint(root / "b", 0.5, {"reconstruction": 1.0})
+    out = root / "report"
+    r = veil("audit", a, root / "a copy" / "obfuscator.safetensors", b, "--dataset", ds, "--out", out,
+             "--preset", "smoke", "--baselines", "gaussian_blur", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    return json.loads((out / "report.json").read_text()), out, ds
 
 
 def test_each_obfuscator_gets_its_own_entry_under_identical_conditions(compared):
@@ -43,7 +58,9 @@ def test_each_obfuscator_gets_its_own_entry_under_identical_conditions(compared)
     # a wider network costs more, and the table says so
     rows = {r["method"]: r for r in report["obfuscator_table"]}
     assert rows["b"]["parameters"] > rows["a"]["parameters"] and rows["b"]["macs"] > rows["a"]["macs"]
+    # what each checkpoint was trained with comes from the checkpoint itself
     assert rows["a"]["adversaries"] == {"budget": 2.0} and rows["a"]["obfuscator_args"] == {"width": 0.25}
+    assert rows["b"]["adversaries"] == {"reconstruction": 1.0} and rows["b"]["obfuscator_args"] == {"width": 0.5}
     for p in report["protocols"]:
         lo, hi = rows["a"]["identity"][p]["interval"]
         assert lo <= rows["a"]["identity"][p]["value"] <= hi
@@ -77,17 +94,28 @@ def test_the_html_holds_one_comparison_table_and_plot(compared):
     assert "<svg" in plot[:2000]
 
 
-def test_one_module_keeps_the_old_names(compared, yolo, tmp_path):
-    from veil.audit import run_audit
-    from veil.obfuscators import OBFUSCATORS
+def test_same_run_folder_names_are_told_apart(tmp_path):
+    from veil.cli.audit import method_names
 
-    _, _, ds = compared
-    report = run_audit(ds, OBFUSCATORS.build("mobilenet_ae", width=0.25), tmp_path, yolo, preset="smoke",
-                       overrides={"baselines": (), "protocols": ("tracking",)})
-    assert {"original", "obfuscator", "reconstruction"} == set(report["methods"])
-    assert report["reconstruction"]["steps"] == 5 and report["verdict"]["obfuscator"] == "obfuscator"
-    assert "obfuscator" in report["verdict"]["protocols"]["tracking"] and "pairs" not in report["verdict"]
-    assert (tmp_path / "report.html").is_file()
+    paths = [tmp_path / "x" / "seed0" / "o.safetensors", tmp_path / "y" / "seed0" / "o.safetensors",
+             tmp_path / "z" / "o.safetensors", tmp_path / "z" / "o.safetensors"]
+    here = tmp_path.name
+    assert method_names(paths) == ["x/seed0", "y/seed0", f"{here}/z", f"{here}/z-2"]
+    assert method_names([paths[0], paths[2]]) == ["seed0", "z"]
+    assert method_names(paths[:1]) == ["obfuscator"]
+
+
+def test_baselines_are_named_or_none():
+    from veil.cli.audit import parse_baselines
+
+    assert parse_baselines("none") == parse_baselines(" None ") == ()
+    assert parse_baselines("gaussian_blur, detect_mask") == ("gaussian_blur", "detect_mask")
+
+
+def test_unknown_baseline_is_one_line(tmp_path, dataset):
+    r = veil("audit", "--dataset", dataset, "--out", tmp_path / "audit", "--baselines", "gaussian_blur,nope")
+    assert_one_line_error(r, "unknown: 'nope'")
+    assert not (tmp_path / "audit").exists()
 
 
 def test_names_must_not_clash_with_the_audits_own():

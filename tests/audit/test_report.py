@@ -82,6 +82,14 @@ def test_every_figure_has_an_interval_under_both_protocols(audit):
     assert budget  # every attacker's training budget is recorded
 
 
+def test_one_obfuscator_keeps_the_old_names(audit):
+    report, _ = audit
+    kinds = {name: m["kind"] for name, m in report["methods"].items()}
+    assert (kinds["obfuscator"], kinds["reconstruction"]) == ("obfuscator", "reconstruction")
+    assert report["reconstruction"]["steps"] == 5 and report["verdict"]["obfuscator"] == "obfuscator"
+    assert "pairs" not in report["verdict"] and set(report["obfuscators"]) == {"obfuscator"}
+
+
 def test_protocols_report_their_sizes_and_the_gap(audit):
     report, _ = audit
     reid, tracking = report["labels"]["identity"]["reid"], report["labels"]["identity"]["tracking"]

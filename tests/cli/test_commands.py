@@ -32,8 +32,8 @@ def test_eval_utility_writes_the_table1_figures(run, dataset, tmp_path):
         assert {"ssim", "psnr"} <= set(metrics["similarity_to_original"][view])
 
 
-def test_obfuscate_a_video_through_the_cli(run, vtest_clip, tmp_path):
-    result = veil("obfuscate", run / "obfuscator.safetensors", vtest_clip, tmp_path / "o.avi")
+def test_obfuscate_a_video_through_the_cli(run, short_clip, tmp_path):
+    result = veil("obfuscate", run / "obfuscator.safetensors", short_clip, tmp_path / "o.avi")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o.avi").stat().st_size > 10_000
 

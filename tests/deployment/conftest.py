@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import shutil
 import subprocess
@@ -61,15 +60,4 @@ def clip_with_audio(vtest, tmp_path_factory) -> Path:
     info = probe(path)
     assert [s["codec_type"] for s in info["streams"]] == ["video", "audio"]
     assert SOURCE_TAGS["location"] in info["format"]["tags"].values()
-    return path
-
-
-@pytest.fixture(scope="session")
-def short_clip(vtest, tmp_path_factory) -> Path:
-    """The first 3 s of vtest (30 frames at its native 10 fps and 768x576), as MJPEG AVI."""
-    from veil.data.video import read_video, write_video
-
-    path = tmp_path_factory.mktemp("short") / "vtest3s.avi"
-    frames = (f.image for f in itertools.takewhile(lambda f: f.index < 30, read_video(vtest)))
-    assert write_video(path, frames, fps=10.0) == 30
     return path

@@ -123,3 +123,19 @@ def test_checkpoint_round_trip(exported):
     frames = vtest_frames((200, 400), (160, 120))
     expected = np.stack(apply(in_memory, list(frames)))
     assert np.abs(load_onnx_obfuscator(out)(frames).astype(int) - expected).max() <= 1
+
+
+def test_mac_count_sees_functional_convolutions():
+    """BDQ's blur and the lensless mask are F.conv2d calls, not modules: they must still count."""
+    import torch.nn.functional as F
+
+    from veil.deployment.export import count_macs
+    from veil.obfuscators import OBFUSCATORS
+
+    class Blur(torch.nn.Module):
+        def forward(self, x):
+            return F.conv2d(x, torch.ones(3, 1, 5, 5) / 25, padding=2, groups=3)
+
+    assert count_macs(Blur(), (64, 48))[0] == 3 * 25 * 64 * 48  # a depthwise 5x5 kernel per output pixel
+    macs, params = count_macs(OBFUSCATORS.build("bdq"), (64, 48))
+    assert params < 50 and macs >= 3 * 64 * 48  # the learned blur is counted, though BDQ has no conv module

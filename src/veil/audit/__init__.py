@@ -8,6 +8,15 @@ one file in its registry.
 """
 
 from veil.audit.config import PRESETS, AuditConfig
-from veil.audit.runner import run_audit
 
 __all__ = ["PRESETS", "AuditConfig", "run_audit"]
+
+
+def __getattr__(name: str):
+    # The runner pulls in torch, the detectors and the attackers; importing it lazily keeps
+    # ``veil.audit.config`` cheap, so the CLI refuses a bad option before loading any of that.
+    if name == "run_audit":
+        from veil.audit.runner import run_audit
+
+        return run_audit
+    raise AttributeError(f"module 'veil.audit' has no attribute {name!r}")

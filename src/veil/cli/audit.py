@@ -31,20 +31,12 @@ def audit(
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
 ) -> None:
     """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
-    from veil.audit import run_audit
-    from veil.cli.main import _detector, _device
+    from veil.audit.config import resolve
     from veil.errors import VeilError
-    from veil.io import read_json
 
     if not (dataset / "manifest.json").is_file():
         raise VeilError(f"not a prepared dataset (no manifest.json): {dataset}")
-    chosen = parse_baselines(baselines) if baselines is not None else None
-    obfuscators, info = load_obfuscators(checkpoints or [])
-    spec = read_json(dataset / "manifest.json")["detector"]
-    det = _detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
-    overrides: dict = {"device": _device(device)}
-    if chosen is not None:
-        overrides["baselines"] = chosen
+    overrides: dict = {}
     if seeds is not None:
         overrides["seeds"] = seeds
     if protocol:
@@ -53,6 +45,17 @@ def audit(
         overrides["time_gap"] = time_gap
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
+    resolve(preset, overrides)  # a bad preset or setting fails here, before torch and the detector load
+    from veil.audit import run_audit
+    from veil.cli.main import _detector, _device
+    from veil.io import read_json
+
+    if baselines is not None:
+        overrides["baselines"] = parse_baselines(baselines)
+    obfuscators, info = load_obfuscators(checkpoints or [])
+    spec = read_json(dataset / "manifest.json")["detector"]
+    det = _detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
+    overrides["device"] = _device(device)
     # progress on stdout: stderr carries only errors
     report = run_audit(dataset, obfuscators, out, det, preset=preset, sweep=sweep, user_attributes_csv=attributes_csv,
                        overrides=overrides, progress=typer.echo, info=info)

@@ -25,9 +25,11 @@ def width(
     CPU latency, relative AP, worst-case identity and attribute mA against complexity."""
     from veil.cli.audit import parse_baselines
     from veil.cli.main import _device
-    from veil.experiments.width import parse_widths, width_sweep
+    from veil.experiments.width import check_inputs, parse_widths, width_sweep
 
-    table = width_sweep(dataset, out, parse_widths(widths), preset=preset, seed=seed, audit_preset=audit_preset,
+    chosen = parse_widths(widths)
+    check_inputs(dataset, audit_preset)
+    table = width_sweep(dataset, out, chosen, preset=preset, seed=seed, audit_preset=audit_preset,
                         baselines=parse_baselines(baselines), device=_device(device), progress=typer.echo)
     protocol = table["protocols"][0]
     for r in table["rows"]:

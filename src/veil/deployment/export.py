@@ -170,12 +170,17 @@ def _dataset(dataset: str | Path, split: str):
     return data
 
 
-MAC_COUNTER = f"ptflops {version('ptflops')} (pytorch backend)"
+MAC_COUNTER = f"ptflops {version('ptflops')} (aten backend: convolutions and matrix products)"
 
 
 def count_macs(model: nn.Module, size: tuple[int, int] = MAC_SIZE) -> tuple[int, int]:
     """(multiply-accumulates, parameters) of one ``size`` (width, height) RGB frame (a temporal
-    obfuscator: one clip ending at it), by ptflops."""
+    obfuscator: one clip ending at it), by ptflops.
+
+    ptflops' aten backend counts every convolution and matrix product the forward pass
+    dispatches, functional ones included (BDQ's blur and the lensless mask are ``F.conv2d``
+    calls that its module-hook backend never sees); element-wise ops, norms and resampling are
+    not multiply-accumulates and are left out."""
     from ptflops import get_model_complexity_info
 
     w, h = size
@@ -183,7 +188,7 @@ def count_macs(model: nn.Module, size: tuple[int, int] = MAC_SIZE) -> tuple[int,
     shape = (length, 3, h, w) if length > 1 else (3, h, w)
     with contextlib.redirect_stdout(io.StringIO()):  # ptflops prints warnings for unknown modules
         macs, _ = get_model_complexity_info(model, shape, as_strings=False,
-                                            print_per_layer_stat=False, backend="pytorch")
+                                            print_per_layer_stat=False, backend="aten")
     # ptflops counts trainable parameters only, and a frozen detector has none.
     return int(macs), sum(p.numel() for p in model.parameters())
 

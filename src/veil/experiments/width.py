@@ -17,10 +17,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
-from veil.data.dataset import FrameDataset
 from veil.errors import VeilError
-from veil.evaluation.utility import detection_ap
-from veil.io import atomic_path, write_json
 
 ARCHITECTURE = "mobilenet_ae"
 
@@ -61,22 +58,32 @@ def train_width(dataset: Path, run_dir: Path, config, device: str, detector,
     return run_dir / "obfuscator.safetensors", status
 
 
+def check_inputs(dataset: str | Path, audit_preset: str) -> None:
+    """Refuse a missing dataset or an unknown audit preset now, not after hours of training
+    (and before torch loads, so the CLI answers a typo at once)."""
+    from veil.audit.config import resolve
+
+    if not (Path(dataset) / "manifest.json").is_file():
+        raise VeilError(f"not a prepared dataset (no manifest.json): {dataset}")
+    resolve(audit_preset)
+
+
 def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], preset: str = "cpu", seed: int = 0,
                 audit_preset: str = "fast", baselines: tuple[str, ...] = (), device: str = "cpu",
                 progress: Callable[[str], None] | None = None) -> dict:
     """Train ``widths``, measure each, audit all in one run; writes table.json, table.csv,
     complexity.png and audit/report.html under ``out`` and returns the table."""
+    check_inputs(dataset, audit_preset)
     from veil.audit import run_audit
-    from veil.audit.config import resolve
+    from veil.data.dataset import FrameDataset
+    from veil.evaluation.utility import detection_ap
+    from veil.io import atomic_path, write_json
     from veil.training.presets import make_config
     from veil.training.state import load_models
     from veil.training.trainer import build_detector
 
     say = progress or (lambda _line: None)
     dataset, out = Path(dataset), Path(out)
-    if not (dataset / "manifest.json").is_file():
-        raise VeilError(f"not a prepared dataset (no manifest.json): {dataset}")
-    resolve(audit_preset)  # an unknown audit preset fails now, not after the training
     configs = {w: make_config(preset, dataset, obfuscator=ARCHITECTURE, obfuscator_width=w, seed=seed)
                for w in widths}
     detector = build_detector(next(iter(configs.values()))).to(device)
