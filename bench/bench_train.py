@@ -1,9 +1,14 @@
-"""Benchmark: training-step time, obfuscator latency per frame, parameters and MACs -> JSON.
+"""Benchmark: the real training step of ``veil train`` on a prepared dataset -> JSON.
 
-    python bench/bench_train.py [--device cpu|cuda] [--out bench/results/train-<device>.json]
+    python bench/bench_train.py [DATASET] [--preset cpu|cpu-budget|paper] [--device cpu|cuda]
+                                [--steps 8] [--out bench/results/train-<preset>-<device>.json]
 
-Uses random frames at the demo's scale (640x480, 320 px training crops) and the real
-YOLOv8s detector, so the numbers are those of `veil train --preset cpu`.
+Times the steps of ``Trainer.fit`` itself (batch cutting, the detector, every adversary's own
+update and O's step, exactly as ``veil train`` runs them) on the preset's real batches from DATASET (default: the
+demo's cached vtest dataset). The first step is a warm-up and is reported apart: it includes a
+budget adversary's first frozen-O fit. A budget adversary's warm-up is switched off here, so
+its per-step cost is what the timed steps show. Obfuscator parameters, MACs and 1-thread CPU
+latency per 640x480 frame come from the audit's own cost function.
 """
 
 from __future__ import annotations
@@ -12,92 +17,66 @@ import argparse
 import json
 import platform
 import statistics
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from veil.detectors import DETECTORS, Target
+from veil.audit.cost import obfuscator_cost
+from veil.data.sources import cache_dir
 from veil.io import write_json
-from veil.training.config import TrainConfig
-from veil.training.state import build_models
+from veil.training.presets import make_config
+from veil.training.trainer import Trainer
 
-
-def timed(fn, repeat: int, sync) -> list[float]:
-    fn()  # warm-up
-    out = []
-    for _ in range(repeat):
-        sync()
-        start = time.perf_counter()
-        fn()
-        sync()
-        out.append(time.perf_counter() - start)
-    return out
+DEMO_DATASET = cache_dir() / "datasets" / "vtest-640x480-5fps-yolo"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("dataset", nargs="?", type=Path, default=DEMO_DATASET)
+    parser.add_argument("--preset", default="cpu")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--crop", type=int, default=320)
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=8, help="timed steps after the warm-up step")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    device = torch.device(args.device)
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    torch.manual_seed(0)
+    if not (args.dataset / "manifest.json").is_file():
+        sys.exit(f"error: no prepared dataset at {args.dataset} (run 'make demo' or 'veil data prepare' first)")
+    sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
-    config = TrainConfig()
-    obfuscator, deobfuscator = (m.to(device) for m in build_models(config))
-    detector = DETECTORS.build("yolo").to(device)
-    opt_o = torch.optim.AdamW(obfuscator.parameters(), lr=1e-3)
-    opt_d = torch.optim.AdamW(deobfuscator.parameters(), lr=1e-3)
-    x = torch.rand(args.batch, 3, args.crop, args.crop, device=device)
-    targets = [Target(torch.tensor([[60.0, 40.0, 110.0, 200.0]]), torch.tensor([0])) for _ in range(args.batch)]
+    config = make_config(args.preset, args.dataset, epochs=1, steps_per_epoch=args.steps + 1, val_every=0,
+                         adversary_options={"budget": {"warmup_steps": 0}})
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer = Trainer(args.dataset, Path(run_dir) / "run", config, device=args.device)
+        stamps = []
 
-    def step() -> None:
-        with torch.no_grad():
-            z = obfuscator(x)
-        loss_d = torch.nn.functional.mse_loss(deobfuscator(z), x)
-        opt_d.zero_grad()
-        loss_d.backward()
-        opt_d.step()
-        z = obfuscator(x)
-        loss = detector.loss(z, targets) - torch.nn.functional.mse_loss(deobfuscator(z), x)
-        opt_o.zero_grad()
-        loss.backward()
-        opt_o.step()
+        def on_step(*_):
+            sync()
+            stamps.append(time.perf_counter())
 
-    step_times = timed(step, args.repeat, sync)
-    obfuscator.eval()
-    frame = torch.rand(1, 3, 480, 640, device=device)
-    with torch.no_grad():
-        latency = timed(lambda: obfuscator(frame), args.repeat * 4, sync)
-
-    macs = None
-    try:
-        from ptflops import get_model_complexity_info
-
-        macs, _ = get_model_complexity_info(obfuscator.cpu(), (3, 480, 640), as_strings=False,
-                                            print_per_layer_stat=False, verbose=False)
-    except ImportError:
-        pass
+        sync()
+        stamps.append(time.perf_counter())
+        trainer.fit(on_step)  # one epoch of steps + 1 steps; the checkpoint comes after the last stamp
+        obfuscator = trainer.obfuscator
+        trainer.close()
+    times = [b - a for a, b in zip(stamps, stamps[1:])]
+    timed = times[1:]
     result = {
-        "device": str(device),
-        "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor()
-        or platform.machine(),
+        "device": args.device,
+        "device_name": torch.cuda.get_device_name(0) if args.device.startswith("cuda")
+        else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
-        "train_step": {"batch": args.batch, "crop": args.crop, "median_s": statistics.median(step_times),
-                       "all_s": step_times},
-        "obfuscator_latency_640x480": {"median_ms": 1000 * statistics.median(latency),
-                                       "p90_ms": 1000 * sorted(latency)[int(0.9 * (len(latency) - 1))]},
-        "obfuscator_params": sum(p.numel() for p in obfuscator.parameters()),
-        "deobfuscator_params": sum(p.numel() for p in deobfuscator.parameters()),
-        "detector_params": sum(p.numel() for p in detector.parameters()),
-        "obfuscator_macs_640x480": macs,
+        "preset": args.preset,
+        "adversaries": config.adversaries,
+        "batch": config.batch_size,
+        "crop": config.crop,
+        "train_step": {"median_s": statistics.median(timed), "max_s": max(timed), "all_s": timed,
+                       "first_step_s": times[0]},
+        "obfuscator": obfuscator_cost(obfuscator),
     }
-    out = args.out or Path(__file__).parent / "results" / f"train-{device.type}.json"
+    out = args.out or Path(__file__).parent / "results" / f"train-{args.preset}-{args.device.split(':')[0]}.json"
     write_json(out, result)
     print(json.dumps(result, indent=2))
 
