@@ -74,9 +74,8 @@ def main() -> None:
         "crop": config.crop,
         "train_step": {"median_s": statistics.median(timed), "max_s": max(timed), "all_s": timed,
                        "first_step_s": times[0]},
-        "obfuscator": obfuscator_cost(obfuscator),
+        "obfuscator": obfuscator_cost(obfuscator, measured="bench/bench_train.py, after the timed steps"),
     }
-    result["obfuscator"]["latency"]["measured"] = "bench/bench_train.py, after the timed steps"
     out = args.out or Path(__file__).parent / "results" / f"train-{args.preset}-{args.device.split(':')[0]}.json"
     write_json(out, result)
     print(json.dumps(result, indent=2))
