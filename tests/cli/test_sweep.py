@@ -43,14 +43,12 @@ def test_sweep_width_end_to_end_and_reuse(small, yolo, tmp_path):
     assert 'id="obfuscators-table"' in html and "width-0.25" in html and "width-0.5" in html
     assert "width 0.25:" in r.stdout and "MMACs" in r.stdout
     # a finished run is reused as it is: nothing trains, nothing is rewritten
-    from veil.experiments.width import train_width
-    from veil.training.presets import make_config
+    from veil.experiments.width import train_width, width_config
 
     run = out / "width-0.25"
     before = {p.name: p.stat().st_mtime_ns for p in run.iterdir()}
     said = []
-    config = make_config("smoke", small, obfuscator="mobilenet_ae", obfuscator_width=0.25, seed=0)
-    checkpoint, status = train_width(small, run, config, "cpu", yolo, said.append)
+    checkpoint, status = train_width(small, run, width_config("smoke", small, 0.25, 0), "cpu", yolo, said.append)
     assert (checkpoint, status, said) == (run / "obfuscator.safetensors", "reused", [])
     assert {p.name: p.stat().st_mtime_ns for p in run.iterdir()} == before
 

@@ -58,6 +58,13 @@ def train_width(dataset: Path, run_dir: Path, config, device: str, detector,
     return run_dir / "obfuscator.safetensors", status
 
 
+def width_config(preset: str, dataset: str | Path, width: float, seed: int):
+    """The training config of one width's run: the preset with the MobileNet autoencoder at ``width``."""
+    from veil.training.presets import make_config
+
+    return make_config(preset, dataset, obfuscator=ARCHITECTURE, obfuscator_width=width, seed=seed)
+
+
 def check_inputs(dataset: str | Path, audit_preset: str) -> None:
     """Refuse a missing dataset or an unknown audit preset now, not after hours of training
     (and before torch loads, so the CLI answers a typo at once)."""
@@ -78,14 +85,12 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
     from veil.data.dataset import FrameDataset
     from veil.evaluation.utility import detection_ap
     from veil.io import atomic_path, write_json
-    from veil.training.presets import make_config
     from veil.training.state import load_models
     from veil.training.trainer import build_detector
 
     say = progress or (lambda _line: None)
     dataset, out = Path(dataset), Path(out)
-    configs = {w: make_config(preset, dataset, obfuscator=ARCHITECTURE, obfuscator_width=w, seed=seed)
-               for w in widths}
+    configs = {w: width_config(preset, dataset, w, seed) for w in widths}
     detector = build_detector(next(iter(configs.values()))).to(device)
     test = FrameDataset(dataset, "test")
     if len(test) == 0:
