@@ -77,6 +77,14 @@ def test_verdict_compares_the_obfuscators_with_each_other(compared):
     assert set(pairs) == {("a", "a copy"), ("a", "b"), ("a copy", "b")}
     same = pairs[("a", "a copy")]
     assert all(o == "not distinguishable" for o in same["identity"].values()) and same["relative_ap_a_minus_b"] == 0
+    # paired on the same resamples, identical predictions differ by exactly 0 in every resample
+    for p in report["protocols"]:
+        assert same["identity_difference"][p] == {"value": 0.0, "interval": [0.0, 0.0]}
+        ab = pairs[("a", "b")]
+        lo, hi = ab["identity_difference"][p]["interval"]
+        assert ab["identity"][p] == ("better" if hi < 0 else "worse" if lo > 0 else "not distinguishable")
+    # the replicates served the verdict and are not written out
+    assert '"paired"' not in json.dumps(report)
     for name in v["obfuscators"]:
         assert set(v["obfuscators"][name]["protocols"]["reid"]["baselines"]) == {"gaussian_blur"}
 
@@ -103,6 +111,11 @@ def test_same_run_folder_names_are_told_apart(tmp_path):
     assert method_names(paths) == ["x/seed0", "y/seed0", f"{here}/z", f"{here}/z-2"]
     assert method_names([paths[0], paths[2]]) == ["seed0", "z"]
     assert method_names(paths[:1]) == ["obfuscator"]
+    # snapshots of two runs, to audit privacy over training: run and epoch
+    snaps = [tmp_path / r / "snapshots" / f"epoch{e:03d}.safetensors" for r in ("a", "b") for e in (7, 14)]
+    assert method_names(snaps) == ["a/epoch007", "a/epoch014", "b/epoch007", "b/epoch014"]
+    twins = [tmp_path / top / "a" / "snapshots" / "epoch007.safetensors" for top in ("x", "y")]
+    assert method_names(twins) == ["x/a/epoch007", "y/a/epoch007"]
 
 
 def test_baselines_are_named_or_none():

@@ -7,10 +7,15 @@ attackers (A_b^N, wu-2018) is the best attacker's score; the headline is its mea
 Intervals come from one cluster bootstrap over test groups (identities, or tracks for
 attributes) shared by every attacker and seed, so the worst case is re-maximised inside each
 resample rather than read off the best attacker's own interval.
+
+Every method of one audit is resampled with the same groups and bootstrap seed, so each
+worst-case figure also carries its replicates (``PAIRED``, in memory only): the verdict reads
+the difference of two methods from them, resample by resample (a paired bootstrap).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from concurrent.futures import Executor, ProcessPoolExecutor
 from contextlib import contextmanager
@@ -23,6 +28,7 @@ import torch
 from veil.adversaries.registry import ATTACKERS
 from veil.audit.config import AuditConfig
 from veil.audit.labels import AttributeTask, IdentityTask
+from veil.audit.verdict import PAIRED
 from veil.data.crops import CropSet, cut_crops
 from veil.errors import VeilError
 from veil.evaluation.bootstrap import (
@@ -145,8 +151,12 @@ def summarise(p: Predictions, config: AuditConfig) -> dict:
                 if key != "mA":
                     per[name][key] = float(np.mean([full[s][a][key] for s in range(len(full))]))
     worst_seed = point.argmax(1)  # the worst case is taken per seed
-    worst = _stats(point.max(1), np.nanmax(reps, axis=2), config.level)
+    worst_reps = np.nanmax(reps, axis=2)  # (B, S)
+    worst = _stats(point.max(1), worst_reps, config.level)
     worst["attackers"] = [names[a] for a in worst_seed]
+    # which resamples these are: equal only for figures measured on the same test groups
+    resample = hashlib.sha1(w.tobytes() + inverse.astype(np.int64).tobytes()).hexdigest()
+    worst[PAIRED] = {"resample": resample, "replicates": worst_reps.mean(1)}
     winner = max(names, key=lambda n: per[n][metric]["value"])
     return {"metric": metric, "per_attacker": per, "worst_case": worst, "winner": winner,
             "test_crops": int(len(p.truth)), "groups": int(len(np.unique(p.groups)))}

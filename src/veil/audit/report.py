@@ -152,7 +152,7 @@ attackers: {{ r.attackers|join(", ") }}. Every figure is the mean over seeds wit
 attackers is taken per seed. Person AP of the frozen detector on original test frames: {{ pct(r.person_ap_original) }}.</p>
 
 <h2 id="verdict">Verdict</h2>
-<p>"better" / "worse" only where the 95% intervals do not overlap; otherwise "not distinguishable".</p>
+<p>"better" / "worse" only where the 95% interval of the difference excludes 0 (paired bootstrap: both figures on the same resamples of test identities); otherwise "not distinguishable".</p>
 <table id="verdict-table">
 <tr><th class="l">protocol</th><th>chance</th><th>original</th><th class="l">original vs chance</th>
 {% if v.obfuscator_relative_ap is defined %}<th>{{ v.obfuscator }}</th><th class="l">{{ v.obfuscator }} vs chance</th>{% for b in r.baselines %}<th class="l">vs {{ b }}</th>{% endfor %}{% endif %}</tr>
@@ -184,8 +184,9 @@ see <code>veil bench edge</code>). MACs per 640x480 frame (ptflops).</p>
 {% if v.pairs %}<table id="pairs-table"><tr><th class="l">A</th><th class="l">B</th><th>rel. AP A - B</th>
 {% for p in r.protocols %}<th class="l">A's identity ({{ p }}) is</th>{% endfor %}<th class="l">A's mA is</th></tr>
 {% for c in v.pairs %}<tr><td class="l">{{ c.a }}</td><td class="l">{{ c.b }}</td><td>{{ "%+.1f"|format(100 * c.relative_ap_a_minus_b) }}</td>
-{% for p in r.protocols %}<td class="l {{ cls(c.identity[p]) }}">{{ c.identity[p] }}</td>{% endfor %}<td class="l {{ cls(c.attributes) }}">{{ c.attributes or "-" }}</td></tr>{% endfor %}
-</table><p>"better" = more private, only where the 95% intervals do not overlap.</p>{% endif %}
+{% for p in r.protocols %}<td class="l {{ cls(c.identity[p]) }}">{{ c.identity[p] }}{% if c.identity_difference and c.identity_difference[p] %} ({{ diff(c.identity_difference[p]) }}){% endif %}</td>{% endfor %}
+<td class="l {{ cls(c.attributes) }}">{{ c.attributes or "-" }}{% if c.attributes_difference %} ({{ diff(c.attributes_difference) }}){% endif %}</td></tr>{% endfor %}
+</table><p>"better" = more private, only where the 95% interval of the paired difference A - B (in brackets, points) excludes 0.</p>{% endif %}
 <figure id="obfuscators-plot">{{ comparison_svg|safe }}
 <figcaption>x: person AP relative to original frames; y: worst-case identity top-1 ({{ r.protocols[0] }} protocol) with its 95% interval.
 Stars: obfuscators; squares: original frames; circles: baselines{{ " (matched to " ~ r.sweep_target ~ ")" if r.sweep_target else "" }}.</figcaption></figure>{% endif %}
@@ -298,6 +299,12 @@ def _ci(value, interval) -> str:
     return f"{_pct(value)} [{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
 
 
+def _diff(d: dict) -> str:
+    """A paired difference in points: -4.0 [-8.1, -0.3]."""
+    lo, hi = d["interval"]
+    return f"{100 * d['value']:+.1f} [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+
+
 def _cls(outcome: str | None) -> str:
     return {"better": "ok", "worse": "bad"}.get(outcome or "", "tie")
 
@@ -308,6 +315,6 @@ def render_html(report: dict, grid_jpeg: bytes) -> str:
     template = env.from_string(TEMPLATE)
     svgs = {p: privacy_utility_svg(report, p) for p in report["protocols"]}
     comparison = comparison_svg(report) if report.get("obfuscator_table") else ""
-    return template.render(r=report, v=report.get("verdict", {}), svgs=svgs, ci=_ci, cls=_cls,
+    return template.render(r=report, v=report.get("verdict", {}), svgs=svgs, ci=_ci, cls=_cls, diff=_diff,
                            comparison_svg=comparison,
                            grid_b64=base64.b64encode(grid_jpeg).decode("ascii"), pct=_pct, num=_num)

@@ -42,7 +42,7 @@ from veil.audit.frames import (
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.sweep import trace, weak_to_strong
-from veil.audit.verdict import compare, verdict
+from veil.audit.verdict import compare, drop_replicates, verdict
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
 from veil.evaluation.utility import detection_ap
@@ -387,6 +387,7 @@ def _run(audit: Audit, dataset_dir, obfuscators: dict[str, nn.Module], info: dic
     }
     report["obfuscator_table"] = obfuscator_table(report)
     report["verdict"] = verdict(report)
+    drop_replicates(report)  # the verdict has read them; the report keeps figures and intervals
     with audit.clock.stage("report"):
         from veil.audit.report import frame_grid_jpeg, render_html
 

@@ -1,16 +1,52 @@
 """The audit's verdict, read from intervals, never from a bare ``<``.
 
-Two figures are "better" / "worse" only when their 95% intervals do not overlap; otherwise
-they are "not distinguishable" at this audit's size.
+Two figures of one audit were measured on the same test crops, so they are compared on their
+difference: its 95% interval comes from a paired cluster bootstrap (both figures re-computed on
+the same resample of test identities, resample by resample). A method is "better" / "worse"
+only where that interval excludes 0; otherwise the two are "not distinguishable" at this
+audit's size. Figures without replicates (read back from a report) fall back to the stricter
+rule that their own intervals must not overlap.
 """
 
 from __future__ import annotations
 
+import numpy as np
+
+from veil.evaluation.bootstrap import percentile_interval
+
 BETTER, WORSE, TIE = "better", "worse", "not distinguishable"
+#: key of a worst-case figure's bootstrap replicates (set by veil.audit.attacks.summarise);
+#: kept in memory for the verdict and dropped before the report is written
+PAIRED = "paired"
+
+
+def difference(a: dict, b: dict) -> dict | None:
+    """``a - b`` with its paired 95% interval, or None unless both figures carry replicates of
+    the same resamples (same test groups, bootstrap size and seed)."""
+    pa, pb = a.get(PAIRED), b.get(PAIRED)
+    if pa is None or pb is None or pa["resample"] != pb["resample"]:
+        return None
+    lo, hi = percentile_interval(np.asarray(pa["replicates"]) - np.asarray(pb["replicates"]))
+    return {"value": a["value"] - b["value"], "interval": [lo, hi]}
+
+
+def drop_replicates(report) -> None:
+    """Remove the in-memory bootstrap replicates from every figure anywhere in ``report``."""
+    if isinstance(report, dict):
+        report.pop(PAIRED, None)
+        for value in report.values():
+            drop_replicates(value)
+    elif isinstance(report, list):
+        for value in report:
+            drop_replicates(value)
 
 
 def compare(lower_is_better: dict, other: dict) -> str:
     """Compare two worst-case figures ({"value", "interval"}) where lower means more private."""
+    d = difference(lower_is_better, other)
+    if d is not None:
+        lo, hi = d["interval"]
+        return BETTER if hi < 0 else WORSE if lo > 0 else TIE
     (a_lo, a_hi), (b_lo, b_hi) = lower_is_better["interval"], other["interval"]
     if a_hi < b_lo:
         return BETTER
@@ -76,18 +112,26 @@ def obfuscator_verdict(report: dict, name: str) -> dict:
     return out
 
 
+def _rounded(d: dict | None) -> dict | None:
+    return None if d is None else {"value": round(d["value"], 4), "interval": [round(x, 4) for x in d["interval"]]}
+
+
 def pairwise(report: dict) -> list[dict]:
     """Every pair of audited obfuscators: is the first more private (better), less (worse) or not
-    distinguishable, per identity protocol and for mA; utility as the AP difference (no interval)."""
+    distinguishable, per identity protocol and for mA, with the paired difference A - B and its
+    interval; utility as the AP difference (no interval)."""
     methods, names = report["methods"], list(report.get("obfuscators", {}))
     out = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             ma, mb = methods[a], methods[b]
             row = {"a": a, "b": b, "relative_ap_a_minus_b": ma["relative_ap"] - mb["relative_ap"],
-                   "identity": {p: compare(_identity(ma, p), _identity(mb, p)) for p in report["protocols"]}}
+                   "identity": {p: compare(_identity(ma, p), _identity(mb, p)) for p in report["protocols"]},
+                   "identity_difference": {p: _rounded(difference(_identity(ma, p), _identity(mb, p)))
+                                           for p in report["protocols"]}}
             if _attributes(ma) is not None and _attributes(mb) is not None:
                 row["attributes"] = compare(_attributes(ma), _attributes(mb))
+                row["attributes_difference"] = _rounded(difference(_attributes(ma), _attributes(mb)))
             out.append(row)
     return out
 

@@ -63,15 +63,23 @@ def audit(
     console.print(f"report: {out / 'report.html'}")
 
 
+def _run_label(checkpoint: Path, folders: int) -> str:
+    """The last ``folders`` folders of a checkpoint's run; a training snapshot
+    (RUN/snapshots/epochNNN.safetensors) adds its epoch: "RUN/epochNNN"."""
+    if checkpoint.parent.name == "snapshots":
+        return "/".join([*checkpoint.parts[-2 - folders:-2], checkpoint.stem])
+    return "/".join(checkpoint.parts[-1 - folders:-1]) or checkpoint.stem
+
+
 def method_names(checkpoints: list[Path]) -> list[str]:
-    """One checkpoint: "obfuscator" (as ever). Several: each run folder's name, made unique by
-    the folders above it, then by a number."""
+    """One checkpoint: "obfuscator" (as ever). Several: each run folder's name (with the epoch for
+    a snapshot), made unique by the folders above it, then by a number."""
     if len(checkpoints) == 1:
         return ["obfuscator"]
     resolved = [c.resolve() for c in checkpoints]
-    names = [c.parent.name or c.stem for c in resolved]
+    names = [_run_label(c, 1) for c in resolved]
     if len(set(names)) < len(names):  # e.g. runs/a/seed0 and runs/b/seed0: a/seed0, b/seed0
-        names = ["/".join(c.parts[-3:-1]) for c in resolved]
+        names = [_run_label(c, 2) for c in resolved]
     out: list[str] = []
     for name in names:
         unique, k = name, 2
