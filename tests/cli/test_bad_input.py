@@ -85,7 +85,7 @@ def test_prepare_from_corrupt_video_leaves_nothing(tmp_path):
 
 
 def test_eval_on_a_folder_that_is_no_dataset(tmp_path, checkpoint):
-    assert_one_line_error(veil("eval", "utility", checkpoint, tmp_path), "not a Veil dataset")
+    assert_one_line_error(veil("eval", "utility", checkpoint, tmp_path), "not a prepared dataset")
 
 
 @pytest.mark.parametrize(("args", "fragment"), [

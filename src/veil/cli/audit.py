@@ -32,10 +32,9 @@ def audit(
 ) -> None:
     """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
     from veil.audit.config import resolve
-    from veil.errors import VeilError
+    from veil.data.manifest import require_dataset
 
-    if not (dataset / "manifest.json").is_file():
-        raise VeilError(f"not a prepared dataset (no manifest.json): {dataset}")
+    require_dataset(dataset)
     overrides: dict = {}
     if seeds is not None:
         overrides["seeds"] = seeds

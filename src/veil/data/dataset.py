@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import veil
+from veil.data.manifest import require_dataset
 from veil.data.sources import resolve_source, sha256
 from veil.data.video import Frame, list_images, list_videos, read_image_folder, read_video, resize
 from veil.detectors import FrozenDetector, Target
@@ -196,9 +197,7 @@ class FrameDataset:
     """One split of a prepared dataset, held in memory as uint8 (frames are small)."""
 
     def __init__(self, root: str | Path, split: str) -> None:
-        self.root = Path(root)
-        if not (self.root / "manifest.json").is_file():
-            raise VeilError(f"not a Veil dataset (no manifest.json): {self.root}")
+        self.root = require_dataset(root)
         self.manifest = read_json(self.root / "manifest.json")
         if self.manifest.get("format") != "veil-dataset":
             raise VeilError(f"not a Veil dataset manifest: {self.root / 'manifest.json'}")

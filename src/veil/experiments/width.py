@@ -69,9 +69,9 @@ def check_inputs(dataset: str | Path, audit_preset: str) -> None:
     """Refuse a missing dataset or an unknown audit preset now, not after hours of training
     (and before torch loads, so the CLI answers a typo at once)."""
     from veil.audit.config import resolve
+    from veil.data.manifest import require_dataset
 
-    if not (Path(dataset) / "manifest.json").is_file():
-        raise VeilError(f"not a prepared dataset (no manifest.json): {dataset}")
+    require_dataset(dataset)
     resolve(audit_preset)
 
 
