@@ -64,44 +64,49 @@ def budget_heldout(run: Path, steps_per_epoch: int) -> dict[str, list[tuple[int,
 def plot(report: dict, table: list[dict], path: Path) -> None:
     panels = [f"identity_{p}" for p in report["protocols"]] + (["attributes_mA"] if "attributes_mA" in table[0] else [])
     runs = sorted({r["run"] for r in table})
-    fig, axes = plt.subplots(1, len(panels) + 2, figsize=(4.2 * (len(panels) + 2), 3.6))
+    colour = {run: f"C{i}" for i, run in enumerate(runs)}
+    label = {run: f"{Path(run).name}: " + ", ".join(f"{k} x{v:g}" for k, v in
+                                                   next(r for r in table if r["run"] == run)["adversaries"].items())
+             for run in runs}
+    fig, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    axes = axes.ravel()
     for ax, key in zip(axes, panels):
-        for run in runs:
+        for i, run in enumerate(runs):
             pts = [r for r in table if r["run"] == run]
-            x = [r["steps"] for r in pts]
-            ax.errorbar(x, [r[key]["value"] for r in pts], fmt="o-", capsize=3, label=Path(run).name,
+            x = [r["steps"] + 12 * (i - (len(runs) - 1) / 2) for r in pts]  # side by side, not on top
+            ax.errorbar(x, [r[key]["value"] for r in pts], fmt="o-", capsize=3, color=colour[run], label=label[run],
                         yerr=[[r[key]["value"] - r[key]["interval"][0] for r in pts],
                               [r[key]["interval"][1] - r[key]["value"] for r in pts]])
         if key.startswith("identity_"):
             p = key.removeprefix("identity_")
-            ax.axhline(report["chance"]["identity"][p]["majority"], color="grey", ls=":", label="chance")
-            ax.axhline(report["methods"]["original"]["identity"][p]["worst_case"]["value"], color="k", ls="--",
-                       label="original frames")
-            ax.set_title(f"worst-case identity top-1 ({p})")
+            chance = report["chance"]["identity"][p]["majority"]
+            original = report["methods"]["original"]["identity"][p]["worst_case"]["value"]
+            ax.set_title(f"worst-case identity top-1 ({p}), 95 % intervals")
         else:
-            ax.axhline(0.5, color="grey", ls=":", label="chance")
-            ax.axhline(report["methods"]["original"]["attributes"]["worst_case"]["value"], color="k", ls="--",
-                       label="original frames")
-            ax.set_title("worst-case attribute mA")
-        ax.set_xlabel("training steps")
+            chance, original = 0.5, report["methods"]["original"]["attributes"]["worst_case"]["value"]
+            ax.set_title("worst-case attribute mA, 95 % intervals")
+        ax.axhline(chance, color="grey", ls=":", label="chance")
+        ax.axhline(original, color="k", ls="--", label="original frames")
     ax = axes[len(panels)]
     for run in runs:
         pts = [r for r in table if r["run"] == run]
-        ax.plot([r["steps"] for r in pts], [r["relative_ap"] for r in pts], "o-", label=Path(run).name)
+        ax.plot([r["steps"] for r in pts], [r["relative_ap"] for r in pts], "o-", color=colour[run], label=label[run])
     ax.set_title("relative person AP (audit frames)")
-    ax.set_xlabel("training steps")
-    ax = axes[-1]
+    ax = axes[len(panels) + 1]
     for run in runs:
         spe = next(r["steps"] // r["epoch"] for r in table if r["run"] == run)
-        for model, pts in budget_heldout(Path(run), spe).items():
-            ax.plot(*zip(*pts), ".-", label=f"{Path(run).name} {model}")
-    ax.set_title("budget models: held-back accuracy")
-    ax.set_xlabel("training steps")
-    for ax in axes:
+        for k, (model, pts) in enumerate(budget_heldout(Path(run), spe).items()):
+            ax.plot(*zip(*pts), marker=".", ls=("-", "--", ":")[k % 3], color=colour[run],
+                    label=f"{Path(run).name} {model}")
+    ax.set_title("budget models: held-back accuracy on train-split tracks")
+    for ax in axes[:len(panels) + 2]:
+        ax.set_xlabel("training steps")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
+    for ax in axes[len(panels) + 2:]:
+        ax.axis("off")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 

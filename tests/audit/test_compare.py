@@ -83,6 +83,9 @@ def test_verdict_compares_the_obfuscators_with_each_other(compared):
         ab = pairs[("a", "b")]
         lo, hi = ab["identity_difference"][p]["interval"]
         assert ab["identity"][p] == ("better" if hi < 0 else "worse" if lo > 0 else "not distinguishable")
+    # 3 pairs x (2 protocols + mA), each at 95 % on its own
+    assert v["pairs_summary"]["comparisons"] == 3 * (len(report["protocols"]) + 1)
+    assert v["pairs_summary"]["expected_by_chance"] == round(0.05 * v["pairs_summary"]["comparisons"], 1)
     # the replicates served the verdict and are not written out
     assert '"paired"' not in json.dumps(report)
     for name in v["obfuscators"]:

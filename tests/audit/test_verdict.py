@@ -6,7 +6,7 @@ import pytest
 
 from veil.audit.attacks import Predictions, summarise
 from veil.audit.config import AuditConfig
-from veil.audit.verdict import BETTER, PAIRED, TIE, WORSE, above, compare, difference, drop_replicates
+from veil.audit.verdict import BETTER, PAIRED, TIE, WORSE, above, compare, difference, drop_replicates, multiplicity
 
 
 def fig(value, lo, hi):
@@ -69,3 +69,10 @@ def test_figures_of_different_test_groups_are_never_paired():
     b = summarise(predictions(np.zeros(300, bool), shuffled, shuffled), config)["worst_case"]
     assert difference(a, b) is None
     assert compare(b, a) == BETTER  # 0 % against 100 %: the intervals alone decide
+
+
+def test_multiplicity_counts_every_comparison_and_what_chance_alone_gives():
+    pairs = [{"identity": {"reid": BETTER, "tracking": TIE}, "attributes": TIE},
+             {"identity": {"reid": TIE, "tracking": WORSE}},
+             {"identity": {"reid": TIE, "tracking": TIE}, "attributes": TIE}]
+    assert multiplicity(pairs) == {"comparisons": 7, "distinguishable": 2, "expected_by_chance": 0.4}

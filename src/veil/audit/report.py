@@ -186,7 +186,8 @@ see <code>veil bench edge</code>). MACs per 640x480 frame (ptflops).</p>
 {% for c in v.pairs %}<tr><td class="l">{{ c.a }}</td><td class="l">{{ c.b }}</td><td>{{ "%+.1f"|format(100 * c.relative_ap_a_minus_b) }}</td>
 {% for p in r.protocols %}<td class="l {{ cls(c.identity[p]) }}">{{ c.identity[p] }}{% if c.identity_difference and c.identity_difference[p] %} ({{ diff(c.identity_difference[p]) }}){% endif %}</td>{% endfor %}
 <td class="l {{ cls(c.attributes) }}">{{ c.attributes or "-" }}{% if c.attributes_difference %} ({{ diff(c.attributes_difference) }}){% endif %}</td></tr>{% endfor %}
-</table><p>"better" = more private, only where the 95% interval of the paired difference A - B (in brackets, points) excludes 0.</p>{% endif %}
+</table><p>"better" = more private, only where the 95% interval of the paired difference A - B (in brackets, points) excludes 0.
+{% if v.pairs_summary %}{% set m = v.pairs_summary %}{{ m.distinguishable }} of these {{ m.comparisons }} comparisons are "better" or "worse"; each is at 95% on its own, so about {{ m.expected_by_chance }} would be by chance alone even if no two obfuscators differed.{% endif %}</p>{% endif %}
 <figure id="obfuscators-plot">{{ comparison_svg|safe }}
 <figcaption>x: person AP relative to original frames; y: worst-case identity top-1 ({{ r.protocols[0] }} protocol) with its 95% interval.
 Stars: obfuscators; squares: original frames; circles: baselines{{ " (matched to " ~ r.sweep_target ~ ")" if r.sweep_target else "" }}.</figcaption></figure>{% endif %}

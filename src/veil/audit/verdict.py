@@ -136,6 +136,15 @@ def pairwise(report: dict) -> list[dict]:
     return out
 
 
+def multiplicity(pairs: list[dict], level: float = 0.95) -> dict:
+    """How many of the pairwise comparisons came out "better" or "worse", against how many would
+    by chance alone if no two obfuscators differed: each comparison is at ``level`` on its own,
+    with no correction for the number of comparisons."""
+    outcomes = [o for c in pairs for o in [*c["identity"].values(), *([c["attributes"]] if "attributes" in c else [])]]
+    return {"comparisons": len(outcomes), "distinguishable": sum(o != TIE for o in outcomes),
+            "expected_by_chance": round((1 - level) * len(outcomes), 1)}
+
+
 def verdict(report: dict) -> dict:
     """Per protocol: original vs chance; each obfuscator vs chance, the original and every baseline
     (at matched utility when swept) on worst-case identity, the same for attribute mA; and the
@@ -171,4 +180,5 @@ def verdict(report: dict) -> dict:
     if len(names) > 1:
         out["obfuscators"] = each
         out["pairs"] = pairwise(report)
+        out["pairs_summary"] = multiplicity(out["pairs"])
     return out
