@@ -75,4 +75,4 @@ def test_multiplicity_counts_every_comparison_and_what_chance_alone_gives():
     pairs = [{"identity": {"reid": BETTER, "tracking": TIE}, "attributes": TIE},
              {"identity": {"reid": TIE, "tracking": WORSE}},
              {"identity": {"reid": TIE, "tracking": TIE}, "attributes": TIE}]
-    assert multiplicity(pairs) == {"comparisons": 7, "distinguishable": 2, "expected_by_chance": 0.4}
+    assert multiplicity(pairs) == {"comparisons": 8, "distinguishable": 2, "expected_by_chance": 0.4}
