@@ -19,6 +19,7 @@ global batch, and only rank 0 validates and writes the run folder.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import os
 import time
@@ -359,8 +360,18 @@ class Trainer:
         return True
 
     def close(self) -> None:
-        """Leave the process group this trainer joined (torchrun), if any."""
+        """Leave the process group this trainer joined (torchrun), if any.
+
+        The DDP wrappers are dropped first, while the interpreter is fully alive: their reducers
+        hold the process group and the last step's gloo work, and freeing those during
+        interpreter shutdown aborted a rank now and then ("terminate called without an active
+        exception", exit -6) after a finished run."""
         if self.world_size > 1 and dist.is_initialized():
+            dist.barrier()  # every rank's last collective has finished
+            self.o_model = self.obfuscator
+            for adversary, _ in self.adversaries:
+                adversary.unwrap()
+            gc.collect()
             dist.destroy_process_group()
 
 

@@ -147,6 +147,10 @@ class TrainingAdversary(ABC):
         """Tensors the deployable ``obfuscator`` checkpoint carries for evaluation (default none)."""
         return {}
 
+    def unwrap(self) -> None:  # noqa: B027  (an optional hook: an adversary may wrap nothing)
+        """Training is over: drop the DDP wrappers made by ``context.wrap`` (default none), so the
+        process group can be left cleanly (``Trainer.close``)."""
+
 
 def frozen(module: nn.Module) -> contextlib.AbstractContextManager:
     """Eval mode (BatchNorm statistics frozen) and no weight gradients inside; restores both after."""

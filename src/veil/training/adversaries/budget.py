@@ -240,6 +240,9 @@ class BudgetAdversary(TrainingAdversary):
     def networks(self) -> dict[str, nn.Module]:
         return {f"budget{i}": model for i, model in enumerate(self.models)}
 
+    def unwrap(self) -> None:
+        self.wrapped = list(self.models)
+
     def optimizers(self) -> list[torch.optim.Optimizer]:
         return self.opts
 

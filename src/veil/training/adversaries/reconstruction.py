@@ -67,6 +67,9 @@ class ReconstructionAdversary(TrainingAdversary):
         if meta.get("scaler_d"):
             self.scaler.load_state_dict(meta["scaler_d"])
 
+    def unwrap(self) -> None:
+        self.wrapped = self.deobfuscator
+
     def deployable(self) -> dict[str, torch.Tensor]:
         # evaluation reports how well D reconstructs, so D ships with O
         return prefixed("deobfuscator", self.deobfuscator)
