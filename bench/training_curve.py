@@ -35,9 +35,9 @@ def rows(report: dict) -> list[dict]:
         checkpoint = Path(entry["info"]["checkpoint"])
         config = json.loads(checkpoint.with_suffix(".json").read_text())["config"]
         m = report["methods"][name]
-        row = {"method": name, "run": str(checkpoint.parent.parent), "epoch": entry["info"]["epoch"],
-               "steps": entry["info"]["epoch"] * config["steps_per_epoch"], "relative_ap": m["relative_ap"],
-               "adversaries": entry["info"]["adversaries"]}
+        epoch, per_epoch = entry["info"]["epoch"], config["steps_per_epoch"]
+        row = {"method": name, "run": str(checkpoint.parent.parent), "epoch": epoch, "steps_per_epoch": per_epoch,
+               "steps": epoch * per_epoch, "relative_ap": m["relative_ap"], "adversaries": entry["info"]["adversaries"]}
         for p in report["protocols"]:
             row[f"identity_{p}"] = {k: m["identity"][p]["worst_case"][k] for k in ("value", "interval")}
         if "attributes" in m:
@@ -94,7 +94,7 @@ def plot(report: dict, table: list[dict], path: Path) -> None:
     ax.set_title("relative person AP (audit frames)")
     ax = axes[len(panels) + 1]
     for run in runs:
-        spe = next(r["steps"] // r["epoch"] for r in table if r["run"] == run)
+        spe = next(r["steps_per_epoch"] for r in table if r["run"] == run)
         for k, (model, pts) in enumerate(budget_heldout(Path(run), spe).items()):
             ax.plot(*zip(*pts), marker=".", ls=("-", "--", ":")[k % 3], color=colour[run],
                     label=f"{Path(run).name} {model}")

@@ -41,18 +41,24 @@ def drop_replicates(report) -> None:
             drop_replicates(value)
 
 
-def compare(lower_is_better: dict, other: dict) -> str:
-    """Compare two worst-case figures ({"value", "interval"}) where lower means more private."""
+def judge(lower_is_better: dict, other: dict) -> tuple[str, dict | None]:
+    """The outcome of :func:`compare` and the paired difference it was read from (None when the
+    figures carry no common replicates and the non-overlap rule decided)."""
     d = difference(lower_is_better, other)
     if d is not None:
         lo, hi = d["interval"]
-        return BETTER if hi < 0 else WORSE if lo > 0 else TIE
+        return (BETTER if hi < 0 else WORSE if lo > 0 else TIE), d
     (a_lo, a_hi), (b_lo, b_hi) = lower_is_better["interval"], other["interval"]
     if a_hi < b_lo:
-        return BETTER
+        return BETTER, None
     if a_lo > b_hi:
-        return WORSE
-    return TIE
+        return WORSE, None
+    return TIE, None
+
+
+def compare(lower_is_better: dict, other: dict) -> str:
+    """Compare two worst-case figures ({"value", "interval"}) where lower means more private."""
+    return judge(lower_is_better, other)[0]
 
 
 def above(figure: dict, level: float) -> str:
@@ -125,13 +131,14 @@ def pairwise(report: dict) -> list[dict]:
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             ma, mb = methods[a], methods[b]
-            row = {"a": a, "b": b, "relative_ap_a_minus_b": ma["relative_ap"] - mb["relative_ap"],
-                   "identity": {p: compare(_identity(ma, p), _identity(mb, p)) for p in report["protocols"]},
-                   "identity_difference": {p: _rounded(difference(_identity(ma, p), _identity(mb, p)))
-                                           for p in report["protocols"]}}
+            row: dict = {"a": a, "b": b, "relative_ap_a_minus_b": ma["relative_ap"] - mb["relative_ap"],
+                         "identity": {}, "identity_difference": {}}
+            for p in report["protocols"]:
+                row["identity"][p], d = judge(_identity(ma, p), _identity(mb, p))
+                row["identity_difference"][p] = _rounded(d)
             if _attributes(ma) is not None and _attributes(mb) is not None:
-                row["attributes"] = compare(_attributes(ma), _attributes(mb))
-                row["attributes_difference"] = _rounded(difference(_attributes(ma), _attributes(mb)))
+                row["attributes"], d = judge(_attributes(ma), _attributes(mb))
+                row["attributes_difference"] = _rounded(d)
             out.append(row)
     return out
 
