@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from veil.cli.progress import console
+from veil.training.config import SNAPSHOTS  # torch-free
 
 
 def audit(
@@ -65,7 +66,7 @@ def audit(
 def _run_label(checkpoint: Path, folders: int) -> str:
     """The last ``folders`` folders of a checkpoint's run; a training snapshot
     (RUN/snapshots/epochNNN.safetensors) adds its epoch: "RUN/epochNNN"."""
-    if checkpoint.parent.name == "snapshots":
+    if checkpoint.parent.name == SNAPSHOTS:
         return "/".join([*checkpoint.parts[-2 - folders:-2], checkpoint.stem])
     return "/".join(checkpoint.parts[-1 - folders:-1]) or checkpoint.stem
 

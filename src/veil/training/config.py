@@ -8,6 +8,8 @@ from veil.errors import VeilError
 
 #: settings a resumed run may change: how long it runs and how often it validates
 RESUMABLE_CHANGES = ("epochs", "val_every", "amp", "snapshot_every")
+#: the run's subfolder of kept snapshots (RUN/snapshots/epochNNN.safetensors); the audit names them by it
+SNAPSHOTS = "snapshots"
 
 
 @dataclass

@@ -39,7 +39,7 @@ from veil.io import atomic_path, load_checkpoint, remove_stale_temporaries, save
 from veil.obfuscators.base import Obfuscator, clip_length
 from veil.training.adversaries import TRAINING_ADVERSARIES, AdversaryContext, Batch, TrainingAdversary
 from veil.training.adversaries.base import shift_and_clip
-from veil.training.config import TrainConfig
+from veil.training.config import SNAPSHOTS, TrainConfig
 from veil.training.state import (
     build_obfuscator,
     flatten_optimizer,
@@ -320,8 +320,8 @@ class Trainer:
             save_models(self.run_dir / "obfuscator.safetensors", self.config, self.obfuscator, None, extra,
                         tensors=deployable)
             if self.config.snapshot_every and self.epoch % self.config.snapshot_every == 0:
-                (self.run_dir / "snapshots").mkdir(exist_ok=True)
-                save_models(self.run_dir / "snapshots" / f"epoch{self.epoch:03d}.safetensors", self.config,
+                (self.run_dir / SNAPSHOTS).mkdir(exist_ok=True)
+                save_models(self.run_dir / SNAPSHOTS / f"epoch{self.epoch:03d}.safetensors", self.config,
                             self.obfuscator, None, extra, tensors=deployable)
             _write_csv(self.run_dir / "log.csv", self.history)
         if self.world_size > 1:
