@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from veil.audit.cost import obfuscator_cost
+from veil.evaluation.cost import obfuscator_cost
 from veil.data.sources import cache_dir
 from veil.io import write_json
 from veil.training.presets import make_config

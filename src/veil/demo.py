@@ -7,13 +7,15 @@ and, with the audit, RESULTS/audit/report.html.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import torch
 
-from veil.cli.progress import bar, console
 from veil.data.dataset import FrameDataset, PrepareConfig, obfuscator_inputs, prepare_dataset
 from veil.data.sources import cache_dir, vtest_path
 from veil.deployment.obfuscate import obfuscate_media
@@ -29,12 +31,32 @@ from veil.training.trainer import Trainer
 TARGETS = {"relative_ap_min": 0.85, "ssim_obfuscated_max": 0.4}
 
 
-def _dataset(detector, stages: dict) -> Path:
+class Progress(Protocol):
+    """Where the demo reports: lines of text, and bars fed ``update(done, total=None, info="")``.
+    The CLI passes rich's; the default says nothing, so the demo runs as a library call too."""
+
+    def say(self, line: str) -> None: ...
+
+    def bar(self, description: str, total: int | None = None) -> contextlib.AbstractContextManager[Callable]: ...
+
+
+class Quiet:
+    """A Progress that reports nothing."""
+
+    def say(self, line: str) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def bar(self, description: str, total: int | None = None) -> Iterator[Callable]:
+        yield lambda *args, **kwargs: None
+
+
+def _dataset(detector, stages: dict, progress: Progress) -> Path:
     """The vtest dataset, prepared once into the cache."""
     path = cache_dir() / "datasets" / "vtest-640x480-5fps-yolo"
     if not (path / "manifest.json").is_file():
         start = time.time()
-        with bar("preparing vtest") as update:
+        with progress.bar("preparing vtest") as update:
             prepare_dataset("vtest", path, detector, PrepareConfig(), overwrite=True,
                             progress=lambda d, t: update(d, t))
         stages["prepare"] = round(time.time() - start, 1)
@@ -42,23 +64,25 @@ def _dataset(detector, stages: dict) -> Path:
 
 
 def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: bool = True,
-             sweep: bool = False) -> dict:
+             sweep: bool = False, progress: Progress | None = None) -> dict:
+    """Run every stage (each resumable or cached) and write RESULTS/metrics.json."""
+    progress = progress or Quiet()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     begin = time.time()
     stages: dict[str, float] = {}
     detector = DETECTORS.build("yolo").to(device)
-    dataset = _dataset(detector, stages)
+    dataset = _dataset(detector, stages, progress)
 
     start = time.time()
     config = make_config(preset, dataset)
     trainer = Trainer(dataset, out / "run", config, device=device, detector=detector)
     if trainer.resume():
-        console.print(f"resuming the demo run after epoch {trainer.epoch}")
+        progress.say(f"resuming the demo run after epoch {trainer.epoch}")
     weights = ", ".join(f"{name} x {w:g}" for name, w in config.adversaries.items())
-    console.print(f"training preset {preset!r} against: detector x {config.a_obj:g}, {weights}")
+    progress.say(f"training preset {preset!r} against: detector x {config.a_obj:g}, {weights}")
     total = config.epochs * trainer.steps_per_epoch()
-    with bar("training", total) as update:
+    with progress.bar("training", total) as update:
         trainer.fit(lambda e, s, n, losses: update(e * n + s, total, f"epoch {e + 1} L_obj {losses['loss_obj']:.2f}"))
     stages["train"] = round(time.time() - start, 1)
 
@@ -76,7 +100,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     # The clip covers the test split's time range: footage the obfuscator never trained on.
     test_indices = [r["index"] for r in test.manifest["frames"] if r["split"] == "test"]
     clip = range(min(test_indices), max(test_indices) + 1)
-    with bar("obfuscating the vtest test range") as update:
+    with progress.bar("obfuscating the vtest test range") as update:
         obfuscate_media(checkpoint, vtest_path(), out / "obfuscated.mp4", progress=lambda d, t: update(d, t),
                         frames=clip, overwrite=True)
     stages["obfuscate"] = round(time.time() - start, 1)
@@ -84,7 +108,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     audit_summary = None
     if audit:
         start = time.time()
-        audit_summary = _audit(dataset, obfuscator, out / "audit", detector, device, sweep)
+        audit_summary = _audit(dataset, obfuscator, out / "audit", detector, device, sweep, progress)
         stages["audit"] = round(time.time() - start, 1)
 
     metrics = {
@@ -107,12 +131,12 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     write_json(out / "metrics.json", metrics)
     rel = utility["relative_ap"]["obfuscated"]
     sim = utility["similarity_to_original"]
-    console.print(
+    progress.say(
         f"relative person AP {rel:.3f} | SSIM obf {sim['obfuscated']['ssim']:.3f} "
         f"PSNR obf {sim['obfuscated']['psnr']:.1f} dB | SSIM rec {sim['reconstructed']['ssim']:.3f} "
         f"PSNR rec {sim['reconstructed']['psnr']:.1f} dB"
     )
-    console.print(f"demo finished in {metrics['total_seconds'] / 60:.1f} min; results in {out}")
+    progress.say(f"demo finished in {metrics['total_seconds'] / 60:.1f} min; results in {out}")
     return metrics
 
 
@@ -129,14 +153,15 @@ def _write_side_by_side(path: Path, test: FrameDataset, obfuscator, deobfuscator
         cv2.imwrite(str(tmp), cv2.cvtColor(picture, cv2.COLOR_RGB2BGR))
 
 
-def _audit(dataset: Path, obfuscator, out: Path, detector, device: str, sweep: bool) -> dict | None:
+def _audit(dataset: Path, obfuscator, out: Path, detector, device: str, sweep: bool,
+           progress: Progress) -> dict | None:
     try:
         from veil.audit import run_audit
     except ImportError as exc:
-        console.print(f"skipping the audit: {exc} (install veil[audit])")
+        progress.say(f"skipping the audit: {exc} (install veil[audit])")
         return None
     # the audit runs where the detector and obfuscator are: on a CUDA machine, on the GPU
     report = run_audit(dataset, obfuscator, out, detector, preset="fast", sweep=sweep, overrides={"device": device},
-                       progress=lambda line: console.print(f"audit: {line}", highlight=False))
+                       progress=lambda line: progress.say(f"audit: {line}"))
     return {"report": str(out / "report.html"), "verdict": report["verdict"],
             "stage_seconds": report.get("stage_seconds")}

@@ -122,7 +122,7 @@ def test_same_run_folder_names_are_told_apart(tmp_path):
 
 
 def test_baselines_are_named_or_none():
-    from veil.cli.audit import parse_baselines
+    from veil.cli.common import parse_baselines
 
     assert parse_baselines("none") == parse_baselines(" None ") == ()
     assert parse_baselines("gaussian_blur, detect_mask") == ("gaussian_blur", "detect_mask")

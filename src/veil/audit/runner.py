@@ -6,7 +6,7 @@ each obfuscator, U-Net reconstructions of its output, each baseline) transforms 
 frame table, cuts person crops at the ORIGINAL pseudo-label boxes, and runs every attacker of
 every task on them (veil.audit.attacks) with the same seeds. Utility is the frozen detector's
 person AP relative to the original frames; each obfuscator's parameters, MACs and CPU latency
-are measured too (veil.audit.cost). With ``sweep`` each baseline is traced over strengths and
+are measured too (veil.evaluation.cost). With ``sweep`` each baseline is traced over strengths and
 attacked where its utility matches the FIRST obfuscator's (veil.audit.sweep). Each stage
 returns its results; this module only puts them together.
 """
@@ -29,7 +29,7 @@ import veil
 from veil.adversaries.unet import reconstruct, reconstruction_quality, train_inverse
 from veil.audit.attacks import attack, attack_pool, attacker_names
 from veil.audit.config import AuditConfig, resolve
-from veil.audit.cost import obfuscator_cost
+from veil.evaluation.cost import obfuscator_cost
 from veil.audit.frames import (
     AuditFrames,
     FrameView,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from veil.cli.common import build_detector, parse_baselines, pick_device
 from veil.cli.progress import console
 from veil.training.config import SNAPSHOTS  # torch-free
 
@@ -47,15 +48,14 @@ def audit(
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
     resolve(preset, overrides)  # a bad preset or setting fails here, before torch and the detector load
     from veil.audit import run_audit
-    from veil.cli.main import _detector, _device
     from veil.io import read_json
 
     if baselines is not None:
         overrides["baselines"] = parse_baselines(baselines)
     obfuscators, info = load_obfuscators(checkpoints or [])
     spec = read_json(dataset / "manifest.json")["detector"]
-    det = _detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
-    overrides["device"] = _device(device)
+    det = build_detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
+    overrides["device"] = pick_device(device)
     # progress on stdout: stderr carries only errors
     report = run_audit(dataset, obfuscators, out, det, preset=preset, sweep=sweep, user_attributes_csv=attributes_csv,
                        overrides=overrides, progress=typer.echo, info=info)
@@ -102,21 +102,6 @@ def load_obfuscators(checkpoints: list[Path]) -> tuple[dict, dict[str, dict]]:
                       "obfuscator_args": config.get("obfuscator_args") or {"width": config.get("obfuscator_width")},
                       "adversaries": meta.get("adversaries", config.get("adversaries")), "epoch": meta.get("epoch")}
     return modules, info
-
-
-def parse_baselines(text: str) -> tuple[str, ...]:
-    """``"gaussian_blur,pixelate"`` -> names (checked); ``"none"`` -> no baselines."""
-    from veil.errors import VeilError
-    from veil.obfuscators.baselines import BASELINES
-
-    if text.strip().lower() == "none":
-        return ()
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in BASELINES]
-    if not names or unknown:
-        raise VeilError(f"--baselines must be NAME,NAME or none; unknown: {', '.join(unknown) or text!r} "
-                        f"(known: {', '.join(BASELINES.names())})")
-    return names
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import typer
 
+from veil.cli.common import build_detector, parse_person_classes, pick_device
 from veil.cli.progress import bar, console
 from veil.errors import VeilError
 
@@ -21,15 +22,6 @@ data_app = typer.Typer(no_args_is_help=True, help="Prepare datasets.")
 eval_app = typer.Typer(no_args_is_help=True, help="Evaluate a trained obfuscator.")
 app.add_typer(data_app, name="data")
 app.add_typer(eval_app, name="eval")
-
-
-def _detector(name: str, weights: str | None, device: str = "cpu", person_classes: list[int] | None = None):
-    from veil.detectors import DETECTORS
-
-    kwargs = {"weights": weights} if weights else {}
-    if person_classes is not None:
-        kwargs["person_classes"] = person_classes
-    return DETECTORS.build(name, **kwargs).to(device)
 
 
 @data_app.command("prepare")
@@ -47,7 +39,6 @@ def data_prepare(
     overwrite: bool = typer.Option(False, help="Replace an existing dataset folder."),
 ) -> None:
     """Sample, resize, split and pseudo-label footage into a dataset folder."""
-    from veil.cli.train import parse_person_classes
     from veil.data.dataset import PrepareConfig, prepare_dataset
     from veil.data.video import parse_size
 
@@ -58,7 +49,7 @@ def data_prepare(
     if len(fractions) != 3:
         raise VeilError(f"--split must be three numbers like 0.8,0.1,0.1, got {split!r}")
     config = PrepareConfig(fps=fps, size=parse_size(size), split=fractions, conf=conf)  # type: ignore[arg-type]
-    det = _detector(detector, detector_weights, person_classes=parse_person_classes(person_classes))
+    det = build_detector(detector, detector_weights, person_classes=parse_person_classes(person_classes))
     with bar("pseudo-labelling") as update:
         path = prepare_dataset(source, out, det, config, overwrite=overwrite, progress=lambda d, t: update(d, t))
     manifest = json.loads((path / "manifest.json").read_text())
@@ -82,10 +73,10 @@ def eval_utility(
     from veil.io import write_json
     from veil.training.state import load_models
 
-    dev = _device(device)
+    dev = pick_device(device)
     obfuscator, deobfuscator, meta = load_models(checkpoint)
     data = FrameDataset(dataset, split)
-    det = _detector(detector or meta["config"]["detector"], detector_weights or meta["config"].get("detector_weights"),
+    det = build_detector(detector or meta["config"]["detector"], detector_weights or meta["config"].get("detector_weights"),
                     dev, None if detector else meta["config"].get("detector_person_classes"))
     result = evaluate_utility(det, data, obfuscator.to(dev), deobfuscator.to(dev) if deobfuscator else None,
                               device=dev)
@@ -106,17 +97,9 @@ def demo(
     """Prepare vtest, train, evaluate, obfuscate (and audit): results/demo/metrics.json and more."""
     from veil.demo import run_demo
 
-    run_demo(out, preset=preset, device=_device(device), audit=audit, sweep=sweep)
+    from veil.cli.progress import RichProgress
 
-
-def _device(name: str) -> str:
-    import torch
-
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise VeilError("--device cuda asked for, but no CUDA device is available")
-    return name
+    run_demo(out, preset=preset, device=pick_device(device), audit=audit, sweep=sweep, progress=RichProgress())
 
 
 def _register_commands() -> None:

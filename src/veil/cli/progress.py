@@ -38,3 +38,13 @@ def bar(description: str, total: int | None = None) -> Iterator:
     finally:
         if progress.live.is_started:
             progress.stop()
+
+
+class RichProgress:
+    """The demo's Progress (``veil.demo.Progress``) on the CLI's console and bars."""
+
+    def say(self, line: str) -> None:
+        console.print(line, highlight=False)
+
+    def bar(self, description: str, total: int | None = None):
+        return bar(description, total)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from veil.cli.common import parse_baselines, pick_device
+
 sweep_app = typer.Typer(no_args_is_help=True, help="Train and audit several obfuscators and tabulate them.")
 
 
@@ -23,14 +25,12 @@ def width(
 ) -> None:
     """Train the MobileNet autoencoder at several widths (resumable) and tabulate parameters, MACs,
     CPU latency, relative AP, worst-case identity and attribute mA against complexity."""
-    from veil.cli.audit import parse_baselines
-    from veil.cli.main import _device
     from veil.experiments.width import check_inputs, parse_widths, width_sweep
 
     chosen = parse_widths(widths)
     check_inputs(dataset, audit_preset)
     table = width_sweep(dataset, out, chosen, preset=preset, seed=seed, audit_preset=audit_preset,
-                        baselines=parse_baselines(baselines), device=_device(device), progress=typer.echo)
+                        baselines=parse_baselines(baselines), device=pick_device(device), progress=typer.echo)
     protocol = table["protocols"][0]
     for r in table["rows"]:
         typer.echo(f"width {r['width']:g}: {r['parameters']} params, {r['macs'] / 1e6:.1f} MMACs, "

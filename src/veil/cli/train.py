@@ -8,18 +8,9 @@ from pathlib import Path
 
 import typer
 
+from veil.cli.common import parse_person_classes, pick_device
 from veil.cli.progress import bar, console
 from veil.errors import VeilError
-
-
-def parse_person_classes(text: str | None) -> list[int] | None:
-    """``"0,2"`` -> ``[0, 2]``."""
-    if text is None:
-        return None
-    try:
-        return [int(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise VeilError(f"--person-classes must be class ids like 0 or 0,2, got {text!r}") from None
 
 
 def train(
@@ -53,7 +44,6 @@ def train(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last checkpoint."),
 ) -> None:
     """Train an obfuscator against the frozen detector and the chosen adversaries."""
-    from veil.cli.main import _device
     from veil.training.config import parse_adversaries, parse_arguments, parse_options
     from veil.training.presets import make_config
     from veil.training.state import build_obfuscator
@@ -70,7 +60,7 @@ def train(
                          adversaries=parse_adversaries(adversary) if adversary else None,
                          adversary_options=parse_options(adversary_option or []))
     build_obfuscator(config)  # a wrong name or argument fails here, before any data is loaded
-    trainer = Trainer(dataset, out, config, device=_device(device))
+    trainer = Trainer(dataset, out, config, device=pick_device(device))
     rank0 = trainer.rank == 0
     if resume and trainer.resume():
         if rank0:

@@ -32,7 +32,8 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from veil.cloud import metrics
-from veil.cloud.auth import CAMERA_NAME, TokenVerifier
+from veil.cloud.auth import TokenVerifier
+from veil.names import CAMERA_NAME
 from veil.cloud.state import SharedState
 from veil.io import atomic_path
 

@@ -15,23 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import re
 import secrets
 import threading
 from pathlib import Path
 
 from veil.errors import VeilError
 from veil.io import read_json, write_json
+from veil.names import check_camera_name
 
 FORMAT = "veil-tokens"
-CAMERA_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
-
-
-def check_camera_name(name: str) -> str:
-    if not CAMERA_NAME.fullmatch(name):
-        raise VeilError(f"camera name must be 1-64 letters, digits, '.', '_' or '-', got {name!r}")
-    return name
 
 
 def _hash(token: str, salt: bytes, n: int, r: int, p: int) -> bytes:

@@ -22,27 +22,16 @@ from pathlib import Path
 import torch
 
 from veil.data.sources import sha256
-from veil.deployment.export import MAC_COUNTER, count_macs, export_onnx, output_paths, vtest_frames
+from veil.deployment.export import export_onnx, output_paths, vtest_frames
 from veil.deployment.runtime import OnnxObfuscator, stream_inputs, to_input
 from veil.errors import VeilError
+from veil.evaluation.cost import MAC_COUNTER, count_macs, median_ms
 from veil.io import read_json
 from veil.obfuscators.base import clip_length
 from veil.training.state import load_models
 
 FRAME_SIZE = (640, 480)
 TARGET_RATIO = 1 / 50
-
-
-def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> dict:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return {"median_ms": round(statistics.median(times), 2), "min_ms": round(min(times), 2),
-            "max_ms": round(max(times), 2), "repeats": repeats}
 
 
 def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detector=None,

@@ -31,6 +31,7 @@ import numpy as np
 
 from veil.data.video import resize
 from veil.errors import VeilError
+from veil.names import check_camera_name
 
 Obfuscate = Callable[[np.ndarray], np.ndarray]
 ENCODINGS = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY, "image/jpeg"),
@@ -186,8 +187,6 @@ def check_config(config: EdgeConfig) -> str:
         raise VeilError(f"source not found: {config.source} (a video file, a webcam index, or an rtsp:// URL)")
     if not config.token:
         raise VeilError("no camera token: pass --token or set VEIL_TOKEN (from 'veil serve token add')")
-    from veil.cloud.auth import check_camera_name
-
     check_camera_name(config.camera)
     return f"{config.server.rstrip('/')}/v1/cameras/{quote(config.camera)}/frames"
 

@@ -52,6 +52,7 @@ from veil.deployment.runtime import (
     to_input,
 )
 from veil.errors import VeilError
+from veil.evaluation.cost import MAC_COUNTER, count_macs
 from veil.io import atomic_path, write_json
 from veil.obfuscators.base import clip_length
 from veil.training.config import TrainConfig
@@ -168,29 +169,6 @@ def _dataset(dataset: str | Path, split: str):
     if len(data) == 0:
         raise VeilError(f"the {split} split of {dataset} is empty: nothing to measure AP on")
     return data
-
-
-MAC_COUNTER = f"ptflops {version('ptflops')} (aten backend: convolutions and matrix products)"
-
-
-def count_macs(model: nn.Module, size: tuple[int, int] = MAC_SIZE) -> tuple[int, int]:
-    """(multiply-accumulates, parameters) of one ``size`` (width, height) RGB frame (a temporal
-    obfuscator: one clip ending at it), by ptflops.
-
-    ptflops' aten backend counts every convolution and matrix product the forward pass
-    dispatches, functional ones included (BDQ's blur and the lensless mask are ``F.conv2d``
-    calls that its module-hook backend never sees); element-wise ops, norms and resampling are
-    not multiply-accumulates and are left out."""
-    from ptflops import get_model_complexity_info
-
-    w, h = size
-    length = clip_length(model)
-    shape = (length, 3, h, w) if length > 1 else (3, h, w)
-    with contextlib.redirect_stdout(io.StringIO()):  # ptflops prints warnings for unknown modules
-        macs, _ = get_model_complexity_info(model, shape, as_strings=False,
-                                            print_per_layer_stat=False, backend="aten")
-    # ptflops counts trainable parameters only, and a frozen detector has none.
-    return int(macs), sum(p.numel() for p in model.parameters())
 
 
 def _model_stats(obfuscator: nn.Module, config: TrainConfig) -> dict:
