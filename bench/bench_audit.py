@@ -42,11 +42,11 @@ def main() -> None:
     result = {
         "preset": args.preset,
         "sweep": args.sweep,
-        "seeds": report["config"]["seeds"],
+        "seeds": report.config["seeds"],
         "threads": torch.get_num_threads(),
         "total_s": round(time.perf_counter() - start, 1),
-        "stage_seconds": report["stage_seconds"],
-        "verdict": report["verdict"],
+        "stage_seconds": report.stage_seconds,
+        "verdict": report.verdict.model_dump(mode="json") if report.verdict else None,
     }
     out = args.out or Path(__file__).parent / "results" / f"audit-{args.preset}{'-sweep' if args.sweep else ''}.json"
     write_json(out, result)

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import torch
 
-from veil.evaluation.cost import obfuscator_cost
 from veil.data.sources import cache_dir
+from veil.evaluation.cost import obfuscator_cost
 from veil.io import write_json
 from veil.training.presets import make_config
 from veil.training.trainer import Trainer

@@ -25,23 +25,29 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from veil.audit.report import AuditReport, Figure, load_report  # noqa: E402
 from veil.io import write_json  # noqa: E402
 
 
-def rows(report: dict) -> list[dict]:
+def _figure(f: Figure) -> dict:
+    return {"value": f.value, "interval": list(f.interval)}
+
+
+def rows(report: AuditReport) -> list[dict]:
     """One row per audited snapshot: run, steps, and its figures with intervals."""
     out = []
-    for name, entry in report["obfuscators"].items():
-        checkpoint = Path(entry["info"]["checkpoint"])
+    for name, entry in report.obfuscators.items():
+        checkpoint = Path(entry.info["checkpoint"])
         config = json.loads(checkpoint.with_suffix(".json").read_text())["config"]
-        m = report["methods"][name]
-        epoch, per_epoch = entry["info"]["epoch"], config["steps_per_epoch"]
+        m = report.method(name)
+        epoch, per_epoch = entry.info["epoch"], config["steps_per_epoch"]
         row = {"method": name, "run": str(checkpoint.parent.parent), "epoch": epoch, "steps_per_epoch": per_epoch,
-               "steps": epoch * per_epoch, "relative_ap": m["relative_ap"], "adversaries": entry["info"]["adversaries"]}
-        for p in report["protocols"]:
-            row[f"identity_{p}"] = {k: m["identity"][p]["worst_case"][k] for k in ("value", "interval")}
-        if "attributes" in m:
-            row["attributes_mA"] = {k: m["attributes"]["worst_case"][k] for k in ("value", "interval")}
+               "steps": epoch * per_epoch, "relative_ap": m.relative_ap, "adversaries": entry.info["adversaries"]}
+        for p in report.protocols:
+            row[f"identity_{p}"] = _figure(m.identity[p].worst_case)
+        attributes = report.attributes(name)
+        if attributes is not None:
+            row["attributes_mA"] = _figure(attributes)
         out.append(row)
     return sorted(out, key=lambda r: (r["run"], r["steps"]))
 
@@ -61,8 +67,8 @@ def budget_heldout(run: Path, steps_per_epoch: int) -> dict[str, list[tuple[int,
     return curves
 
 
-def plot(report: dict, table: list[dict], path: Path) -> None:
-    panels = [f"identity_{p}" for p in report["protocols"]] + (["attributes_mA"] if "attributes_mA" in table[0] else [])
+def plot(report: AuditReport, table: list[dict], path: Path) -> None:
+    panels = [f"identity_{p}" for p in report.protocols] + (["attributes_mA"] if "attributes_mA" in table[0] else [])
     runs = sorted({r["run"] for r in table})
     colour = {run: f"C{i}" for i, run in enumerate(runs)}
     label = {run: f"{Path(run).name}: " + ", ".join(f"{k} x{v:g}" for k, v in
@@ -79,11 +85,12 @@ def plot(report: dict, table: list[dict], path: Path) -> None:
                               [r[key]["interval"][1] - r[key]["value"] for r in pts]])
         if key.startswith("identity_"):
             p = key.removeprefix("identity_")
-            chance = report["chance"]["identity"][p]["majority"]
-            original = report["methods"]["original"]["identity"][p]["worst_case"]["value"]
+            chance = report.identity_chance(p)
+            original = report.identity("original", p).value
             ax.set_title(f"worst-case identity top-1 ({p}), 95 % intervals")
         else:
-            chance, original = 0.5, report["methods"]["original"]["attributes"]["worst_case"]["value"]
+            original_ma = report.attributes("original")
+            chance, original = 0.5, original_ma.value if original_ma is not None else float("nan")
             ax.set_title("worst-case attribute mA, 95 % intervals")
         ax.axhline(chance, color="grey", ls=":", label="chance")
         ax.axhline(original, color="k", ls="--", label="original frames")
@@ -115,13 +122,14 @@ def main() -> None:
     parser.add_argument("report", type=Path, help="report.json of one audit of the snapshots")
     parser.add_argument("--out", type=Path, required=True, help="folder for curve.json and curve.png")
     args = parser.parse_args()
-    report = json.loads(args.report.read_text())
+    report = load_report(args.report)
     table = rows(report)
     args.out.mkdir(parents=True, exist_ok=True)
-    write_json(args.out / "curve.json", {"audit": str(args.report), "preset": report["preset"],
-                                         "seeds": report["config"]["seeds"], "chance": report["chance"],
-                                         "original": {p: report["methods"]["original"]["identity"][p]["worst_case"]
-                                                      for p in report["protocols"]},
+    write_json(args.out / "curve.json", {"audit": str(args.report), "preset": report.preset,
+                                         "seeds": report.config["seeds"],
+                                         "chance": report.chance.model_dump(mode="json"),
+                                         "original": {p: report.identity("original", p).model_dump(mode="json")
+                                                      for p in report.protocols},
                                          "rows": table})
     plot(report, table, args.out / "curve.png")
     print(f"{len(table)} snapshots -> {args.out / 'curve.png'}")

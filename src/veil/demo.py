@@ -47,8 +47,8 @@ class Quiet:
         pass
 
     @contextlib.contextmanager
-    def bar(self, description: str, total: int | None = None) -> Iterator[Callable]:
-        yield lambda *args, **kwargs: None
+    def bar(self, description: str, total: int | None = None) -> Iterator[Callable]:  # noqa: ARG002
+        yield lambda *_args, **_kwargs: None
 
 
 def _dataset(detector, stages: dict, progress: Progress) -> Path:
@@ -163,5 +163,6 @@ def _audit(dataset: Path, obfuscator, out: Path, detector, device: str, sweep: b
     # the audit runs where the detector and obfuscator are: on a CUDA machine, on the GPU
     report = run_audit(dataset, obfuscator, out, detector, preset="fast", sweep=sweep, overrides={"device": device},
                        progress=lambda line: progress.say(f"audit: {line}"))
-    return {"report": str(out / "report.html"), "verdict": report["verdict"],
-            "stage_seconds": report.get("stage_seconds")}
+    return {"report": str(out / "report.html"),
+            "verdict": report.verdict.model_dump(mode="json") if report.verdict else None,
+            "stage_seconds": report.stage_seconds}

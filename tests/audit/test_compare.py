@@ -4,7 +4,6 @@ components, smoke budget)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 
 import pytest
@@ -12,6 +11,7 @@ import torch
 
 from tests.audit.test_report import small_dataset
 from tests.cli.test_bad_input import assert_one_line_error, veil
+from veil.audit.report import Difference, load_report
 from veil.training.config import TrainConfig
 from veil.training.state import build_models, save_models
 
@@ -39,57 +39,59 @@ def compared(tmp_path_factory, dataset):
     r = veil("audit", a, root / "a copy" / "obfuscator.safetensors", b, "--dataset", ds, "--out", out,
              "--preset", "smoke", "--baselines", "gaussian_blur", "--device", "cpu")
     assert r.returncode == 0, r.stderr
-    return json.loads((out / "report.json").read_text()), out, ds
+    return load_report(out), out, ds
 
 
 def test_each_obfuscator_gets_its_own_entry_under_identical_conditions(compared):
     report, _, _ = compared
-    methods = report["methods"]
+    methods = report.methods
     for name in ("a", "a copy", "b"):
-        assert methods[name]["kind"] == "obfuscator"
-        assert methods[f"{name} (reconstruction)"]["kind"] == "reconstruction"
-        o = report["obfuscators"][name]
-        assert o["reconstruction"]["method"] == f"{name} (reconstruction)"
-        assert o["cost"]["parameters"] > 0
-        assert o["cost"]["macs"] > 0 and o["cost"]["latency_ms"] > 0 and o["cost"]["latency"]["threads"] == 1
+        assert methods[name].kind == "obfuscator"
+        assert methods[f"{name} (reconstruction)"].kind == "reconstruction"
+        o = report.obfuscators[name]
+        assert o.reconstruction.method == f"{name} (reconstruction)"
+        assert o.cost.parameters > 0
+        assert o.cost.macs > 0 and o.cost.latency_ms > 0 and o.cost.latency["threads"] == 1
     # the same weights measured twice give the same figures: same frames, crops, labels, seeds
     for key in ("relative_ap", "identity", "attributes"):
-        assert methods["a"][key] == methods["a copy"][key]
+        assert getattr(methods["a"], key) == getattr(methods["a copy"], key)
     # a wider network costs more, and the table says so
-    rows = {r["method"]: r for r in report["obfuscator_table"]}
-    assert rows["b"]["parameters"] > rows["a"]["parameters"] and rows["b"]["macs"] > rows["a"]["macs"]
+    rows = {r.method: r for r in report.obfuscator_table}
+    assert rows["b"].parameters > rows["a"].parameters and rows["b"].macs > rows["a"].macs
     # what each checkpoint was trained with comes from the checkpoint itself
-    assert rows["a"]["adversaries"] == {"budget": 2.0} and rows["a"]["obfuscator_args"] == {"width": 0.25}
-    assert rows["b"]["adversaries"] == {"reconstruction": 1.0} and rows["b"]["obfuscator_args"] == {"width": 0.5}
-    for p in report["protocols"]:
-        lo, hi = rows["a"]["identity"][p]["interval"]
-        assert lo <= rows["a"]["identity"][p]["value"] <= hi
+    assert rows["a"].adversaries == {"budget": 2.0} and rows["a"].obfuscator_args == {"width": 0.25}
+    assert rows["b"].adversaries == {"reconstruction": 1.0} and rows["b"].obfuscator_args == {"width": 0.5}
+    for p in report.protocols:
+        lo, hi = rows["a"].identity[p].interval
+        assert lo <= rows["a"].identity[p].value <= hi
     # one set of labels and one chance level for all of them
-    assert set(report["chance"]["identity"]) == set(report["protocols"])
-    assert "gaussian_blur" in methods and report["sweep_target"] is None
+    assert set(report.chance.identity) == set(report.protocols)
+    assert "gaussian_blur" in methods and report.sweep_target is None
 
 
 def test_verdict_compares_the_obfuscators_with_each_other(compared):
-    report, _, _ = compared
-    v = report["verdict"]
-    assert v["obfuscator"] == "a" and set(v["obfuscators"]) == {"a", "a copy", "b"}
-    pairs = {(c["a"], c["b"]): c for c in v["pairs"]}
+    report, out, _ = compared
+    v = report.verdict
+    assert v is not None and v.obfuscator == "a" and set(v.obfuscators) == {"a", "a copy", "b"}
+    pairs = {(c.a, c.b): c for c in v.pairs}
     assert set(pairs) == {("a", "a copy"), ("a", "b"), ("a copy", "b")}
     same = pairs[("a", "a copy")]
-    assert all(o == "not distinguishable" for o in same["identity"].values()) and same["relative_ap_a_minus_b"] == 0
+    assert all(o == "not distinguishable" for o in same.identity.values()) and same.relative_ap_a_minus_b == 0
     # paired on the same resamples, identical predictions differ by exactly 0 in every resample
-    for p in report["protocols"]:
-        assert same["identity_difference"][p] == {"value": 0.0, "interval": [0.0, 0.0]}
+    for p in report.protocols:
+        assert same.identity_difference[p] == Difference(value=0.0, interval=(0.0, 0.0), detectable=0.0)
         ab = pairs[("a", "b")]
-        lo, hi = ab["identity_difference"][p]["interval"]
-        assert ab["identity"][p] == ("better" if hi < 0 else "worse" if lo > 0 else "not distinguishable")
+        d = ab.identity_difference[p]
+        assert d is not None
+        lo, hi = d.interval
+        assert ab.identity[p] == ("better" if hi < 0 else "worse" if lo > 0 else "not distinguishable")
     # 3 pairs x (2 protocols + mA), each at 95 % on its own
-    assert v["pairs_summary"]["comparisons"] == 3 * (len(report["protocols"]) + 1)
-    assert v["pairs_summary"]["expected_by_chance"] == round(0.05 * v["pairs_summary"]["comparisons"], 1)
+    assert v.pairs_summary is not None and v.pairs_summary.comparisons == 3 * (len(report.protocols) + 1)
+    assert v.pairs_summary.expected_by_chance == round(0.05 * v.pairs_summary.comparisons, 1)
     # the replicates served the verdict and are not written out
-    assert '"paired"' not in json.dumps(report)
-    for name in v["obfuscators"]:
-        assert set(v["obfuscators"][name]["protocols"]["reid"]["baselines"]) == {"gaussian_blur"}
+    assert '"paired"' not in (out / "report.json").read_text() and (out / "report.schema.json").is_file()
+    for name in v.obfuscators:
+        assert set(v.obfuscators[name].protocols["reid"].baselines) == {"gaussian_blur"}
 
 
 def test_the_html_holds_one_comparison_table_and_plot(compared):
@@ -135,7 +137,7 @@ def test_unknown_baseline_is_one_line(tmp_path, dataset):
 
 
 def test_names_must_not_clash_with_the_audits_own():
-    from veil.audit.runner import named_obfuscators
+    from veil.audit.measure import named_obfuscators
     from veil.errors import VeilError
 
     with pytest.raises(VeilError, match="original"):

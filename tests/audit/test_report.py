@@ -3,7 +3,6 @@ report.json, and report.html opened in headless Chromium."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from veil.audit.report import Figure, load_report
 from veil.io import read_json, write_json
 
 TINY = dict(
@@ -50,73 +50,91 @@ def audit(tmp_path_factory, yolo, dataset):
     return report, out
 
 
-def _assert_figure(f: dict, seeds: int) -> None:
-    lo, hi = f["interval"]
+def _assert_figure(f: Figure, seeds: int) -> None:
+    lo, hi = f.interval
     assert 0 <= lo <= hi <= 1
-    assert len(f["per_seed"]) == seeds and f["max"] == max(f["per_seed"])
-    assert f["value"] == pytest.approx(sum(f["per_seed"]) / seeds)
+    assert len(f.per_seed) == seeds and f.max == max(f.per_seed)
+    assert f.value == pytest.approx(sum(f.per_seed) / seeds)
 
 
 def test_every_figure_has_an_interval_under_both_protocols(audit):
     report, out = audit
-    on_disk = json.loads((out / "report.json").read_text())
-    assert on_disk["methods"].keys() == report["methods"].keys()
-    assert report["protocols"] == ["reid", "tracking"]
-    matched = [report["curves"][b]["calibrated"]["method"] for b in ("gaussian_blur", "detect_mask")]
+    on_disk = load_report(out)
+    assert on_disk == report  # what was written reads back as the same typed report
+    assert report.protocols == ["reid", "tracking"]
+    matched = [report.matched(b) for b in ("gaussian_blur", "detect_mask")]
+    assert matched == ["gaussian_blur (matched)", "detect_mask (matched)"]
     for name in ("original", "obfuscator", "reconstruction", *matched):
-        m = report["methods"][name]
+        m = report.method(name)
         for protocol in ("reid", "tracking"):
-            r = m["identity"][protocol]
-            assert set(r["per_attacker"]) == {"hog_linear", "small_cnn"}
-            for a in r["per_attacker"].values():
-                _assert_figure(a["top1"], 2)
-            _assert_figure(r["worst_case"], 2)
+            r = m.identity[protocol]
+            assert set(r.per_attacker) == {"hog_linear", "small_cnn"}
+            for a in r.per_attacker.values():
+                assert a.top1 is not None
+                _assert_figure(a.top1, 2)
+            _assert_figure(r.worst_case, 2)
             # the worst case is taken per seed, over attackers
-            per_seed = [max(a["top1"]["per_seed"][s] for a in r["per_attacker"].values()) for s in range(2)]
-            assert r["worst_case"]["per_seed"] == pytest.approx(per_seed)
-            assert r["winner"] in r["per_attacker"]
-        _assert_figure(m["attributes"]["worst_case"], 2)
-        for a in m["attributes"]["per_attacker"].values():
-            _assert_figure(a["mA"], 2)
-    budget = report["methods"]["original"]["identity"]["reid"]["per_attacker"]["small_cnn"]["budget"]
-    assert budget  # every attacker's training budget is recorded
+            per_seed = [max(a.main.per_seed[s] for a in r.per_attacker.values()) for s in range(2)]
+            assert r.worst_case.per_seed == pytest.approx(per_seed)
+            assert r.winner in r.per_attacker
+        assert m.attributes is not None
+        _assert_figure(m.attributes.worst_case, 2)
+        for a in m.attributes.per_attacker.values():
+            assert a.mA is not None
+            _assert_figure(a.mA, 2)
+    budget = report.method("original").identity["reid"].per_attacker["small_cnn"].budget
+    assert budget["attacker"] == "small_cnn" and budget["epochs_run"] <= 2  # the budget it really trained with
 
 
 def test_one_obfuscator_keeps_the_old_names(audit):
     report, _ = audit
-    kinds = {name: m["kind"] for name, m in report["methods"].items()}
+    kinds = {name: m.kind for name, m in report.methods.items()}
     assert (kinds["obfuscator"], kinds["reconstruction"]) == ("obfuscator", "reconstruction")
-    assert report["reconstruction"]["steps"] == 5 and report["verdict"]["obfuscator"] == "obfuscator"
-    assert "pairs" not in report["verdict"] and set(report["obfuscators"]) == {"obfuscator"}
+    assert report.reconstruction is not None and report.reconstruction.steps == 5
+    assert report.verdict is not None and report.verdict.obfuscator == "obfuscator"
+    assert report.verdict.pairs == [] and set(report.obfuscators) == {"obfuscator"}
 
 
 def test_protocols_report_their_sizes_and_the_gap(audit):
     report, _ = audit
-    reid, tracking = report["labels"]["identity"]["reid"], report["labels"]["identity"]["tracking"]
-    assert reid["splits"] == ["val", "test"] and tracking["splits"] == ["test"]
+    reid, tracking = report.labels.identity["reid"], report.labels.identity["tracking"]
+    assert reid.splits == ["val", "test"] and tracking.splits == ["test"]
     for d in (reid, tracking):
-        assert d["identities"] >= 2 and d["train_crops"] > 0 and d["test_crops"] > 0
-    assert reid["min_train_to_test_gap_s"] >= 1.0 - 1e-6
-    assert tracking["min_train_to_test_gap_s"] < 1.0  # today's protocol: neighbouring frames
+        assert d.identities >= 2 and d.train_crops > 0 and d.test_crops > 0
+    assert reid.min_train_to_test_gap_s >= 1.0 - 1e-6
+    assert tracking.min_train_to_test_gap_s < 1.0  # today's protocol: neighbouring frames
 
 
 def test_verdict_speaks_in_intervals(audit):
     report, _ = audit
     outcomes = {"better", "worse", "not distinguishable"}
-    for protocol, v in report["verdict"]["protocols"].items():
-        assert v["original_vs_chance"] in {"above", "below", "not distinguishable"}
-        assert {b["obfuscator_is"] for b in v["baselines"].values()} <= outcomes
-        assert v["chance"] == report["chance"]["identity"][protocol]["majority"]
-    original = report["methods"]["original"]["identity"]["reid"]["worst_case"]["value"]
+    assert report.verdict is not None
+    for protocol, v in report.verdict.protocols.items():
+        assert v.original_vs_chance in {"above", "below", "not distinguishable"}
+        assert v.obfuscator is not None
+        for b in v.obfuscator.baselines.values():
+            assert b.obfuscator_is in outcomes
+            d = b.difference  # paired: same crops and resamples, so a difference with its power
+            assert d is not None and d.detectable is not None and d.detectable > 0
+            assert (b.obfuscator_is == "better") == (d.interval[1] < 0)
+            assert (b.obfuscator_is == "worse") == (d.interval[0] > 0)
+        assert v.chance == report.chance.identity[protocol].majority
+    # the plain-language summary names every baseline with its numbers, and the audit's size
+    text = " ".join(report.verdict.summary)
+    assert "identities" in text and "quick audit" in text
+    for b in ("gaussian_blur", "detect_mask"):
+        assert f"{b} (rel. AP" in text
+    original = report.identity("original", "reid").value
     for name in ("gaussian_blur", "detect_mask"):
-        curve = report["curves"][name]
-        anchor = curve["points"][0]  # every curve starts at the original frames
-        assert anchor["strength"] == curve["none_strength"] and anchor["identity_worst_case"] == original
-        probed = {p["strength"]: p["relative_ap"] for p in curve["utility"]}
-        cal = curve["calibrated"]
+        curve = report.curves[name]
+        anchor = curve.points[0]  # every curve starts at the original frames
+        assert anchor.strength == curve.none_strength and anchor.identity_worst_case == original
+        probed = {p.strength: p.relative_ap for p in curve.utility}
+        cal = curve.calibrated
+        assert cal is not None
         # the cheap utility probe and the full evaluation agree at the calibrated strength
-        assert probed[cal["strength"]] == pytest.approx(cal["relative_ap"])
-    assert {"load", "labels", "attacks", "report", "total"} <= set(report["stage_seconds"])
+        assert probed[cal.strength] == pytest.approx(cal.relative_ap)
+    assert {"load", "labels", "attacks", "report", "total"} <= set(report.stage_seconds)
 
 
 def test_report_html_renders_in_headless_chromium(audit):

@@ -7,7 +7,7 @@ import copy
 
 import torch
 
-from veil.audit.runner import _same_detector
+from veil.audit.prepare import _same_detector
 from veil.detectors.fingerprint import fingerprint
 from veil.io import read_json
 

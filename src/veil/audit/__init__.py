@@ -1,10 +1,11 @@
 """The privacy audit: attack Veil's own output with attackers that never took part in training.
 
 Modules, in pipeline order: ``config`` (presets), ``frames`` (the frame table and
-transforms), ``labels`` + ``protocols`` (identity and attribute tasks), ``attacks`` (attackers,
-seeds, bootstrap intervals), ``sweep`` (utility-matched baselines), ``verdict``, ``report``
-(HTML) and ``runner`` (puts them together). Adding an attacker, a baseline or a protocol is
-one file in its registry.
+transforms), ``labels`` + ``protocols`` (identity and attribute tasks), ``prepare`` (frames,
+labels and the original AP, once), ``attacks`` (attackers, seeds, bootstrap intervals),
+``sweep`` (utility-matched baselines), ``measure`` (every method), ``report`` (the typed report,
+its schema and loader), ``verdict``, ``html`` (the page) and ``runner`` (puts them together).
+Adding an attacker, a baseline or a protocol is one file in its registry.
 """
 
 from veil.audit.config import PRESETS, AuditConfig

@@ -9,26 +9,30 @@ attributes) shared by every attacker and seed, so the worst case is re-maximised
 resample rather than read off the best attacker's own interval.
 
 Every method of one audit is resampled with the same groups and bootstrap seed, so each
-worst-case figure also carries its replicates (``PAIRED``, in memory only): the verdict reads
-the difference of two methods from them, resample by resample (a paired bootstrap).
+worst-case figure also carries its replicates (``Figure.paired``, in memory only): the verdict
+reads the difference of two methods from them, resample by resample (a paired bootstrap).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import get_context
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from veil.adversaries.registry import ATTACKERS
+from veil.audit import fit_cache
 from veil.audit.config import AuditConfig
+from veil.audit.figures import Scores, chance_levels, per_query, replicates
+from veil.audit.fit_cache import Fit
 from veil.audit.labels import AttributeTask, IdentityTask
-from veil.audit.verdict import PAIRED
+from veil.audit.report import IDENTITY_FIGURES, AttackerResult, Figure, TaskResult
 from veil.data.crops import CropSet, cut_crops
 from veil.errors import VeilError
 from veil.evaluation.bootstrap import (
@@ -56,14 +60,18 @@ def _build_kwargs(config: AuditConfig, seed: int) -> dict:
 
 
 def _fit_predict(name: str, kwargs: dict, task: str, train: tuple, validation: tuple | None,
-                 x_test: np.ndarray) -> tuple[np.ndarray, dict]:
-    """One attacker, one seed: fit, predict the test crops, report its budget (runs in a worker)."""
+                 x_test: np.ndarray) -> tuple[np.ndarray, dict, Scores | None]:
+    """One attacker, one seed: fit, predict the test crops, report its budget and, for identity,
+    its class scores on the test (query) and train (gallery) crops (runs in a worker)."""
     import veil.adversaries.attackers  # noqa: F401  (a spawned worker registers the attackers itself)
 
     attacker = ATTACKERS.build(name, **kwargs)
     attacker.fit(*train, task, validation=validation)
     budget = attacker.budget() if hasattr(attacker, "budget") else {}
-    return attacker.predict(x_test), budget
+    scores = None
+    if task == "identity" and hasattr(attacker, "predict_scores"):
+        scores = Scores(attacker.predict_scores(x_test), attacker.predict_scores(train[0]), attacker.classes_)
+    return attacker.predict(x_test), budget, scores
 
 
 def _init_worker(threads: int) -> None:
@@ -95,84 +103,163 @@ class Predictions:
     groups: np.ndarray  # bootstrap unit of each test crop
     pred: dict[str, list[np.ndarray]]  # attacker -> one prediction array per seed
     budgets: dict[str, dict]  # attacker -> its training budget (first seed)
+    scores: dict[str, list[Scores]] = field(default_factory=dict)  # identity: attacker -> scores per seed
+    gallery: np.ndarray | None = None  # identity: the attacker-train crops' identities
+    #: a cross-fitted audit's folds, pooled into this one (each fold keeps its own scores and gallery)
+    parts: list[Predictions] = field(default_factory=list)
+
+
+def pool(parts: list[Predictions]) -> Predictions:
+    """The predictions of K folds as one set of test crops: concatenated, with each fold's groups
+    and identities kept apart (an identity of fold 0 and one of fold 1 are two bootstrap units)."""
+    first = parts[0]
+    seeds = len(next(iter(first.pred.values())))
+    groups = np.concatenate([np.array([f"{k}:{g}" for g in q.groups]) for k, q in enumerate(parts)])
+
+    def joined(arrays: list[np.ndarray]) -> np.ndarray:
+        if first.task != "identity":
+            return np.concatenate(arrays)
+        return np.concatenate([np.asarray(a, np.int64) + k * FOLD_OFFSET for k, a in enumerate(arrays)])
+
+    pred = {n: [joined([q.pred[n][s] for q in parts]) for s in range(seeds)] for n in first.pred}
+    return Predictions(first.task, joined([q.truth for q in parts]), groups, pred, first.budgets, parts=parts)
+
+
+FOLD_OFFSET = 10**7  # identity numbers of fold k are shifted by k x this when folds are pooled
 
 
 def run_attackers(frames: torch.Tensor, crops: CropSet, labels: np.ndarray, groups: np.ndarray, task: str,
-                  config: AuditConfig, pool: Executor | None = None) -> Predictions:
+                  config: AuditConfig, pool: Executor | None = None, cache: Path | None = None) -> Predictions:
     """Train and test every attacker of ``config`` on ``crops`` of the uint8 ``frames``, once
-    per seed; a deterministic attacker (its seed changes nothing) is fitted once."""
+    per seed; a deterministic attacker (its seed changes nothing) is fitted once. With ``cache``
+    each fit's result is kept there and read back instead of fitting again (a resumed run)."""
     x = cut_crops(frames, crops, config.crop_size)
     part = {s: crops.split == s for s in ("train", "val", "test")}
     validation = (x[part["val"]], labels[part["val"]]) if config.patience and part["val"].any() else None
     train = (x[part["train"]], labels[part["train"]])
-    jobs = {}
+    jobs: dict[tuple[str, int], Future | Fit] = {}
     for name in attacker_names(config):
         seeds = 1 if getattr(ATTACKERS.build(name), "deterministic", False) else config.seeds
         for k in range(seeds):
+            if cache is not None and (hit := fit_cache.read(cache / f"{name}-seed{k}")) is not None:
+                jobs[name, k] = hit
+                continue
             args = (name, _build_kwargs(config, config.seed + k), task, train, validation, x[part["test"]])
             jobs[name, k] = pool.submit(_fit_predict, *args) if pool else _fit_predict(*args)
-    results = {key: job.result() if pool else job for key, job in jobs.items()}
+    results = {key: job.result() if isinstance(job, Future) else job for key, job in jobs.items()}
+    if cache is not None:
+        for (name, k), result in results.items():
+            fit_cache.write(cache / f"{name}-seed{k}", *result)
     pred: dict[str, list[np.ndarray]] = {}
     budgets: dict[str, dict] = {}
+    scores: dict[str, list[Scores]] = {}
     for name in attacker_names(config):
         runs = [results[name, k] for k in range(config.seeds) if (name, k) in results]
         pred[name] = [runs[min(k, len(runs) - 1)][0] for k in range(config.seeds)]  # deterministic: one run
         budgets[name] = {**runs[0][1], "fits": len(runs)}
-    return Predictions(task, labels[part["test"]], groups, pred, budgets)
+        kept = [r[2] for r in runs if r[2] is not None]
+        if len(kept) == len(runs):
+            scores[name] = [kept[min(k, len(kept) - 1)] for k in range(config.seeds)]
+    complete = len(scores) == len(pred)  # figures beside top-1 only when every attacker scores
+    return Predictions(task, labels[part["test"]], groups, pred, budgets, scores if complete else {},
+                       labels[part["train"]] if complete else None)
 
 
-def _stats(point: np.ndarray, replicates: np.ndarray, level: float) -> dict:
+def _figure(point: np.ndarray, replicates: np.ndarray, level: float) -> Figure:
     """Mean over seeds, its interval, and the per-seed spread; ``point``: (S,), ``replicates``: (B, S)."""
     lo, hi = percentile_interval(replicates.mean(1), level)
-    return {"value": float(point.mean()), "interval": [lo, hi], "per_seed": point.tolist(),
-            "std": float(point.std(ddof=1)) if len(point) > 1 else 0.0, "max": float(point.max())}
+    return Figure(value=float(point.mean()), interval=(lo, hi), per_seed=point.tolist(),
+                  std=float(point.std(ddof=1)) if len(point) > 1 else 0.0, max=float(point.max()))
 
 
-def summarise(p: Predictions, config: AuditConfig) -> dict:
+def summarise(p: Predictions, config: AuditConfig) -> TaskResult:
     """Per-attacker and worst-case figures with intervals (identity top-1 or attribute mA)."""
     names = list(p.pred)
     w, inverse = group_weights(p.groups, config.bootstrap, config.seed)
     stacked = np.stack([np.stack(p.pred[n]) for n in names], 1)  # (S, A, N[, M])
+    full: list[list[dict]] = []
     if p.task == "identity":
         point = np.array([[top1_accuracy(stacked[s, a], p.truth) for a in range(len(names))]
                           for s in range(len(stacked))])  # (S, A)
         reps = accuracy_replicates(stacked == p.truth, w, inverse)  # (B, S, A)
-        metric = "top1"
     else:
         full = [[attribute_metrics(stacked[s, a], p.truth) for a in range(len(names))] for s in range(len(stacked))]
         point = np.array([[m["mA"] for m in row] for row in full])
         reps = mean_accuracy_replicates(stacked, p.truth, w, inverse)
-        metric = "mA"
     per = {}
     for a, name in enumerate(names):
-        per[name] = {metric: _stats(point[:, a], reps[:, :, a], config.level), "budget": p.budgets.get(name, {})}
-        if p.task == "attributes":
-            for key in full[0][a]:
-                if key != "mA":
-                    per[name][key] = float(np.mean([full[s][a][key] for s in range(len(full))]))
-    worst_seed = point.argmax(1)  # the worst case is taken per seed
-    worst_reps = np.nanmax(reps, axis=2)  # (B, S)
-    worst = _stats(point.max(1), worst_reps, config.level)
-    worst["attackers"] = [names[a] for a in worst_seed]
+        figure = _figure(point[:, a], reps[:, :, a], config.level)
+        extra = ({key: float(np.mean([full[s][a][key] for s in range(len(full))])) for key in full[0][a] if key != "mA"}
+                 if full else {})
+        per[name] = (AttackerResult(top1=figure, budget=p.budgets.get(name, {})) if p.task == "identity"
+                     else AttackerResult.model_validate({"mA": figure, "budget": p.budgets.get(name, {}), **extra}))
     # which resamples these are: equal only for figures measured on the same test groups
     resample = hashlib.sha1(w.tobytes() + inverse.astype(np.int64).tobytes()).hexdigest()
-    worst[PAIRED] = {"resample": resample, "replicates": worst_reps.mean(1)}
-    winner = max(names, key=lambda n: per[n][metric]["value"])
-    return {"metric": metric, "per_attacker": per, "worst_case": worst, "winner": winner,
-            "test_crops": int(len(p.truth)), "groups": int(len(np.unique(p.groups)))}
+    worst = _worst(point, reps, names, resample, config.level)
+    winner = max(names, key=lambda n: per[n].main.value)
+    result = TaskResult(metric="top1" if p.task == "identity" else "mA", per_attacker=per, worst_case=worst,
+                        winner=winner, test_crops=int(len(p.truth)), groups=int(len(np.unique(p.groups))))
+    if all(q.scores and q.gallery is not None for q in p.parts or [p]):
+        _identity_figures(result, p, names, w, inverse, resample, config)
+    return result
+
+
+def _worst(point: np.ndarray, reps: np.ndarray, names: list[str], resample: str, level: float) -> Figure:
+    """The worst case over attackers, taken per seed (point (S, A)) and per resample (reps (B, S, A))."""
+    worst_reps = np.nanmax(reps, axis=2)  # (B, S)
+    worst = _figure(point.max(1), worst_reps, level)
+    worst.attackers = [names[a] for a in point.argmax(1)]
+    return worst.with_replicates(resample, worst_reps.mean(1))
+
+
+def _identity_figures(result: TaskResult, p: Predictions, names: list[str], w: np.ndarray, inverse: np.ndarray,
+                      resample: str, config: AuditConfig) -> None:
+    """Rank-1, mAP, AUC, the video-level attack and per-identity top-1 (veil.audit.figures), each
+    per attacker and as a worst case, on the same resamples as top-1."""
+    parts = p.parts or [p]  # pooled folds: every query is scored within its own fold
+    seeds = len(next(iter(p.pred.values())))
+    values = {n: [[per_query(q.scores[n][s], q.truth, q.gallery) for q in parts] for s in range(seeds)]  # type: ignore[arg-type]
+              for n in names}
+    ones = np.ones((1, w.shape[1]))
+    for figure in IDENTITY_FIGURES:
+        v = np.stack([np.stack([np.concatenate([x[figure][0] for x in values[n][s]]) for n in names])
+                      for s in range(seeds)])  # (S, A, N)
+        ok = np.stack([np.stack([np.concatenate([x[figure][1] for x in values[n][s]]) for n in names])
+                       for s in range(seeds)])
+        point = replicates(figure, v, ok, ones, inverse)[0]  # (S, A): every identity once
+        reps = replicates(figure, v, ok, w, inverse)  # (B, S, A)
+        for a, name in enumerate(names):
+            result.per_attacker[name].figures[figure] = _figure(point[:, a], reps[:, :, a], config.level)
+        result.figures[figure] = _worst(point, reps, names, resample, config.level)
+    levels = [chance_levels(q.truth, q.gallery) for q in parts]  # type: ignore[arg-type]
+    weights = np.array([len(q.truth) for q in parts], float)
+    result.chance = {k: float(np.average([c[k] for c in levels], weights=weights)) for k in levels[0]}
+    if len(parts) > 1:  # the blind guesses over the pooled crops
+        _, counts = np.unique(p.truth, return_counts=True)
+        result.chance.update(top1=float(counts.max() / counts.sum()), video_top1=float(counts.max() / counts.sum()),
+                             top1_per_identity=1.0 / len(counts))
+
+
+@dataclass
+class Attacked:
+    """One method's attack results: identity per protocol, and attributes where attacked."""
+
+    identity: dict[str, TaskResult]
+    attributes: TaskResult | None
+    raw: dict[str, Predictions]  # protocol or "attributes" -> the predictions the figures came from
 
 
 def attack(frames: torch.Tensor, identity: dict[str, IdentityTask], attributes: AttributeTask | None,
-           config: AuditConfig, pool: Executor | None = None) -> dict:
+           config: AuditConfig, pool: Executor | None = None, cache: Path | None = None) -> Attacked:
     """Every task's figures on one method's uint8 frames (the audit's frame table, transformed)."""
-    out: dict = {"identity": {}}
+    out = Attacked({}, None, {})
     for protocol, task in identity.items():
         test = task.crops.split == "test"
         p = run_attackers(frames, task.crops, task.crops.identity, task.crops.identity[test], "identity", config,
-                          pool)
-        out["identity"][protocol] = summarise(p, config)
+                          pool, cache / protocol if cache is not None else None)
+        out.identity[protocol], out.raw[protocol] = summarise(p, config), p
     if attributes is not None:
         p = run_attackers(frames, attributes.crops, attributes.table.values, attributes.groups, "attributes", config,
-                          pool)
-        out["attributes"] = summarise(p, config)
+                          pool, cache / "attributes" if cache is not None else None)
+        out.attributes, out.raw["attributes"] = summarise(p, config), p
     return out

@@ -52,6 +52,7 @@ class AuditConfig:
     calibration_steps: int = 8
     ap_tolerance: float = 0.02  # "within 2 AP points"
     # statistics
+    headline: str = "top1"  # the identity figure the verdict is read on (veil.audit.report.IDENTITY_FIGURES)
     bootstrap: int = 1000
     level: float = 0.95
     compare_presets: tuple[str, ...] = ()  # cheaper presets re-run on the original and obfuscated crops
@@ -94,6 +95,10 @@ def resolve(preset: str | AuditConfig, overrides: dict | None = None) -> AuditCo
     config = replace(config, **(overrides or {}))
     if config.seeds < 1:
         raise VeilError(f"--seeds must be at least 1, got {config.seeds}")
+    from veil.audit.report import IDENTITY_FIGURES
+
+    if config.headline not in IDENTITY_FIGURES:
+        raise VeilError(f"unknown headline identity figure {config.headline!r} (known: {', '.join(IDENTITY_FIGURES)})")
     if config.time_gap < 0:
         raise VeilError(f"the time gap must be >= 0 seconds, got {config.time_gap}")
     return config

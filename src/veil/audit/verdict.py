@@ -4,51 +4,62 @@ Two figures of one audit were measured on the same test crops, so they are compa
 difference: its 95% interval comes from a paired cluster bootstrap (both figures re-computed on
 the same resample of test identities, resample by resample). A method is "better" / "worse"
 only where that interval excludes 0; otherwise the two are "not distinguishable" at this
-audit's size. Figures without replicates (read back from a report) fall back to the stricter
-rule that their own intervals must not overlap.
+audit's size. Each difference also states the smallest difference the audit could have detected
+(two-sided alpha 0.05, 80% power, from the paired bootstrap's standard error), so "not
+distinguishable" reads with its power. Figures without replicates (read back from a report)
+fall back to the stricter rule that their own intervals must not overlap.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from veil.audit.report import (
+    AttributeSummary,
+    AttributeVerdict,
+    AuditReport,
+    BaselineComparison,
+    Difference,
+    Figure,
+    MethodResult,
+    ObfuscatorVerdict,
+    Outcome,
+    PairRow,
+    PairsSummary,
+    ProtocolSummary,
+    ProtocolVerdict,
+    Verdict,
+)
 from veil.evaluation.bootstrap import percentile_interval
+from veil.evaluation.power import minimum_detectable_difference
 
-BETTER, WORSE, TIE = "better", "worse", "not distinguishable"
-#: key of a worst-case figure's bootstrap replicates (set by veil.audit.attacks.summarise);
-#: kept in memory for the verdict and dropped before the report is written
-PAIRED = "paired"
+BETTER: Outcome = "better"
+WORSE: Outcome = "worse"
+TIE: Outcome = "not distinguishable"
 
 
-def difference(a: dict, b: dict) -> dict | None:
-    """``a - b`` with its paired 95% interval, or None unless both figures carry replicates of
-    the same resamples (same test groups, bootstrap size and seed)."""
-    pa, pb = a.get(PAIRED), b.get(PAIRED)
-    if pa is None or pb is None or pa["resample"] != pb["resample"]:
+def difference(a: Figure, b: Figure) -> Difference | None:
+    """``a - b`` with its paired 95% interval and detectable difference, or None unless both
+    figures carry replicates of the same resamples (same test groups, bootstrap size and seed)."""
+    pa, pb = a.paired, b.paired
+    if pa is None or pb is None or pa.resample != pb.resample:
         return None
-    lo, hi = percentile_interval(np.asarray(pa["replicates"]) - np.asarray(pb["replicates"]))
-    return {"value": a["value"] - b["value"], "interval": [lo, hi]}
+    reps = np.asarray(pa.replicates) - np.asarray(pb.replicates)
+    lo, hi = percentile_interval(reps)
+    finite = reps[np.isfinite(reps)]
+    se = float(finite.std(ddof=1)) if len(finite) > 1 else float("nan")
+    return Difference(value=a.value - b.value, interval=(lo, hi), detectable=minimum_detectable_difference(se))
 
 
-def drop_replicates(report) -> None:
-    """Remove the in-memory bootstrap replicates from every figure anywhere in ``report``."""
-    if isinstance(report, dict):
-        report.pop(PAIRED, None)
-        for value in report.values():
-            drop_replicates(value)
-    elif isinstance(report, list):
-        for value in report:
-            drop_replicates(value)
-
-
-def judge(lower_is_better: dict, other: dict) -> tuple[str, dict | None]:
-    """The outcome of :func:`compare` and the paired difference it was read from (None when the
-    figures carry no common replicates and the non-overlap rule decided)."""
+def judge(lower_is_better: Figure, other: Figure) -> tuple[Outcome, Difference | None]:
+    """Whether ``lower_is_better`` is "better" (lower), "worse" or "not distinguishable" from
+    ``other``, and the paired difference it was read from (None when the figures carry no common
+    replicates and the non-overlap rule decided)."""
     d = difference(lower_is_better, other)
     if d is not None:
-        lo, hi = d["interval"]
+        lo, hi = d.interval
         return (BETTER if hi < 0 else WORSE if lo > 0 else TIE), d
-    (a_lo, a_hi), (b_lo, b_hi) = lower_is_better["interval"], other["interval"]
+    (a_lo, a_hi), (b_lo, b_hi) = lower_is_better.interval, other.interval
     if a_hi < b_lo:
         return BETTER, None
     if a_lo > b_hi:
@@ -56,14 +67,14 @@ def judge(lower_is_better: dict, other: dict) -> tuple[str, dict | None]:
     return TIE, None
 
 
-def compare(lower_is_better: dict, other: dict) -> str:
-    """Compare two worst-case figures ({"value", "interval"}) where lower means more private."""
+def compare(lower_is_better: Figure, other: Figure) -> Outcome:
+    """Compare two worst-case figures where lower means more private."""
     return judge(lower_is_better, other)[0]
 
 
-def above(figure: dict, level: float) -> str:
+def above(figure: Figure, level: float) -> str:
     """Whether a figure is above a fixed level (chance): its whole interval must be."""
-    lo, hi = figure["interval"]
+    lo, hi = figure.interval
     if lo > level:
         return "above"
     if hi < level:
@@ -71,121 +82,146 @@ def above(figure: dict, level: float) -> str:
     return TIE
 
 
-def _against(mine: dict, methods: dict, report: dict, key) -> dict:
-    """``mine`` (one worst-case figure) against every baseline's, the matched one when swept."""
-    out = {}
-    for name in report["baselines"]:
-        cal = report["curves"].get(name, {}).get("calibrated")
-        m = methods[cal["method"]] if cal else methods[name]
-        theirs = key(m)
-        if theirs is not None:
-            out[name] = (m, theirs, compare(mine, theirs))
-    return out
+def _rounded(d: Difference | None) -> Difference | None:
+    if d is None:
+        return None
+    return Difference(value=round(d.value, 4), interval=(round(d.interval[0], 4), round(d.interval[1], 4)),
+                      detectable=None if d.detectable is None else round(d.detectable, 4))
 
 
-def _identity(m: dict, protocol: str) -> dict:
-    return m["identity"][protocol]["worst_case"]
+def _baseline_methods(report: AuditReport) -> dict[str, MethodResult]:
+    """Every baseline as compared: its calibrated (matched) point when swept."""
+    return {b: report.methods[report.matched(b)] for b in report.baselines if report.matched(b) in report.methods}
 
 
-def _attributes(m: dict) -> dict | None:
-    return m["attributes"]["worst_case"] if "attributes" in m else None
+def obfuscator_verdict(report: AuditReport, name: str, figure: str = "top1") -> ObfuscatorVerdict:
+    """One obfuscator against chance, the original frames and every baseline, per protocol (on
+    the identity ``figure``) and for attribute mA."""
+    obf, orig = report.method(name), report.method("original")
+    baselines = _baseline_methods(report)
+    protocols = {}
+    for protocol in report.protocols:
+        mine = obf.identity[protocol].figure(figure)
+        against: dict[str, BaselineComparison] = {}
+        for b, m in baselines.items():
+            theirs = m.identity[protocol].figure(figure)
+            outcome, d = judge(mine, theirs)
+            against[b] = BaselineComparison(identity=theirs.value, interval=theirs.interval,
+                                            relative_ap=m.relative_ap, obfuscator_is=outcome, difference=_rounded(d))
+        outcomes = [c.obfuscator_is for c in against.values()]
+        vs_original, d_original = judge(mine, orig.identity[protocol].figure(figure))
+        protocols[protocol] = ProtocolVerdict(
+            figure=figure, value=mine.value, interval=mine.interval,
+            vs_chance=above(mine, report.identity_chance(protocol, figure)), vs_original=vs_original,
+            original_difference=_rounded(d_original), baselines=against,
+            better_than_every_baseline=bool(outcomes) and all(o == BETTER for o in outcomes),
+            worse_than_any_baseline=WORSE in outcomes)
+    attributes = None
+    if obf.attributes is not None and orig.attributes is not None:
+        mine = obf.attributes.worst_case
+        by_baseline: dict[str, Outcome] = {}
+        diffs: dict[str, Difference | None] = {}
+        for b, m in baselines.items():
+            if m.attributes is not None:
+                by_baseline[b], d = judge(mine, m.attributes.worst_case)
+                diffs[b] = _rounded(d)
+        attributes = AttributeVerdict(value=mine.value, interval=mine.interval,
+                                      vs_original=compare(mine, orig.attributes.worst_case), baselines=by_baseline,
+                                      differences=diffs)
+    return ObfuscatorVerdict(relative_ap=obf.relative_ap, protocols=protocols, attributes=attributes)
 
 
-def obfuscator_verdict(report: dict, name: str) -> dict:
-    """One obfuscator against chance, the original frames and every baseline, per protocol and
-    for attribute mA."""
-    methods = report["methods"]
-    obf, orig = methods[name], methods["original"]
-    out: dict = {"relative_ap": obf["relative_ap"], "protocols": {}}
-    for protocol in report["protocols"]:
-        chance = report["labels"]["identity"][protocol]["chance"]["majority"]
-        mine = _identity(obf, protocol)
-        against = _against(mine, methods, report, lambda m, p=protocol: _identity(m, p))
-        outcomes = [o for _, _, o in against.values()]
-        out["protocols"][protocol] = {
-            "value": mine["value"], "interval": mine["interval"], "vs_chance": above(mine, chance),
-            "vs_original": compare(mine, _identity(orig, protocol)),
-            "baselines": {b: {"identity": t["value"], "interval": t["interval"], "relative_ap": m["relative_ap"],
-                              "obfuscator_is": o} for b, (m, t, o) in against.items()},
-            "better_than_every_baseline": bool(outcomes) and all(o == BETTER for o in outcomes),
-            "worse_than_any_baseline": WORSE in outcomes}
-    mine = _attributes(obf)
-    if mine is not None:
-        against = _against(mine, methods, report, _attributes)
-        out["attributes"] = {"value": mine["value"], "interval": mine["interval"],
-                             "vs_original": compare(mine, _attributes(orig)),
-                             "baselines": {b: o for b, (_, _, o) in against.items()}}
-    return out
-
-
-def _rounded(d: dict | None) -> dict | None:
-    return None if d is None else {"value": round(d["value"], 4), "interval": [round(x, 4) for x in d["interval"]]}
-
-
-def pairwise(report: dict) -> list[dict]:
+def pairwise(report: AuditReport, figure: str = "top1") -> list[PairRow]:
     """Every pair of audited obfuscators: is the first more private (better), less (worse) or not
     distinguishable, per identity protocol and for mA, with the paired difference A - B and its
     interval; utility as the AP difference (no interval)."""
-    methods, names = report["methods"], list(report.get("obfuscators", {}))
+    names = list(report.obfuscators)
     out = []
     for i, a in enumerate(names):
         for b in names[i + 1:]:
-            ma, mb = methods[a], methods[b]
-            row: dict = {"a": a, "b": b, "relative_ap_a_minus_b": ma["relative_ap"] - mb["relative_ap"],
-                         "identity": {}, "identity_difference": {}}
-            for p in report["protocols"]:
-                row["identity"][p], d = judge(_identity(ma, p), _identity(mb, p))
-                row["identity_difference"][p] = _rounded(d)
-            if _attributes(ma) is not None and _attributes(mb) is not None:
-                row["attributes"], d = judge(_attributes(ma), _attributes(mb))
-                row["attributes_difference"] = _rounded(d)
+            ma, mb = report.method(a), report.method(b)
+            row = PairRow(a=a, b=b, relative_ap_a_minus_b=ma.relative_ap - mb.relative_ap, identity={})
+            for p in report.protocols:
+                row.identity[p], d = judge(ma.identity[p].figure(figure), mb.identity[p].figure(figure))
+                row.identity_difference[p] = _rounded(d)
+            if ma.attributes is not None and mb.attributes is not None:
+                row.attributes, d = judge(ma.attributes.worst_case, mb.attributes.worst_case)
+                row.attributes_difference = _rounded(d)
             out.append(row)
     return out
 
 
-def multiplicity(pairs: list[dict], level: float = 0.95) -> dict:
+def multiplicity(pairs: list[PairRow], level: float = 0.95) -> PairsSummary:
     """How many of the pairwise comparisons came out "better" or "worse", against how many would
     by chance alone if no two obfuscators differed: each comparison is at ``level`` on its own,
     with no correction for the number of comparisons."""
-    outcomes = [o for c in pairs for o in [*c["identity"].values(), *([c["attributes"]] if "attributes" in c else [])]]
-    return {"comparisons": len(outcomes), "distinguishable": sum(o != TIE for o in outcomes),
-            "expected_by_chance": round((1 - level) * len(outcomes), 1)}
+    outcomes = [o for c in pairs for o in [*c.identity.values(), *([c.attributes] if c.attributes else [])]]
+    return PairsSummary(comparisons=len(outcomes), distinguishable=sum(o != TIE for o in outcomes),
+                        expected_by_chance=round((1 - level) * len(outcomes), 1))
 
 
-def verdict(report: dict) -> dict:
+def _points(d: Difference | None) -> str:
+    if d is None:
+        return "no paired difference (separate intervals compared)"
+    lo, hi = d.interval
+    power = f"; detectable at this size: {100 * d.detectable:.1f}" if d.detectable is not None else ""
+    return f"{100 * d.value:+.1f} points [{100 * lo:+.1f}, {100 * hi:+.1f}]{power}"
+
+
+def summary(report: AuditReport, v: Verdict) -> list[str]:
+    """The plain-language lines above the verdict table: what the figures rest on, and whether
+    the first obfuscator beats, ties or loses against each baseline, with the numbers."""
+    lines = []
+    sizes = ", ".join(f"{p}: {d.identities} identities, {d.test_crops} test crops"
+                      + (f" over {d.folds} folds" if d.folds > 1 else "")
+                      for p, d in report.labels.identity.items())
+    quick = " This is the quick audit (val+test footage only)." if report.cross_fit is None else ""
+    lines.append(f"The identity figures rest on {sizes}.{quick}")
+    if v.obfuscator is None:
+        return lines
+    name, figure = v.obfuscator, v.headline_figure
+    matched = "at matched utility" if report.sweep else "at their paper strengths (utility not matched)"
+    lines.append(f"{name} keeps {100 * (v.obfuscator_relative_ap or 0):.1f}% of the detector's person AP. "
+                 f"Against each baseline {matched}, on worst-case identity ({figure}), lower = more private:")
+    for protocol, row in v.protocols.items():
+        if row.obfuscator is None:
+            continue
+        for b, c in row.obfuscator.baselines.items():
+            word = {"better": "beats", "worse": "loses to", TIE: "ties with"}[c.obfuscator_is]
+            lines.append(f"{protocol}: {name} {word} {b} (rel. AP {100 * c.relative_ap:.1f}%): "
+                         f"difference {_points(c.difference)}.")
+    return lines
+
+
+def verdict(report: AuditReport, figure: str = "top1") -> Verdict:
     """Per protocol: original vs chance; each obfuscator vs chance, the original and every baseline
-    (at matched utility when swept) on worst-case identity, the same for attribute mA; and the
-    obfuscators against each other. The top-level obfuscator fields describe the FIRST one (the
-    one the baselines are calibrated to)."""
-    methods = report["methods"]
-    names = list(report.get("obfuscators", {"obfuscator": None} if "obfuscator" in methods else {}))
-    each = {n: obfuscator_verdict(report, n) for n in names}
+    (at matched utility when swept) on the worst-case identity ``figure``, the same for attribute
+    mA; and the obfuscators against each other. The top-level obfuscator fields describe the FIRST
+    one (the one the baselines are calibrated to)."""
+    names = list(report.obfuscators) or (["obfuscator"] if "obfuscator" in report.methods else [])
+    each = {n: obfuscator_verdict(report, n, figure) for n in names}
     first = each[names[0]] if names else None
-    out: dict = {"protocols": {}}
-    for protocol in report["protocols"]:
-        chance = report["labels"]["identity"][protocol]["chance"]["majority"]
-        orig = _identity(methods["original"], protocol)
-        entry: dict = {"chance": chance, "original": orig["value"], "original_interval": orig["interval"],
-                       "original_vs_chance": above(orig, chance)}
-        if first is not None:
-            v = first["protocols"][protocol]
-            entry.update({"obfuscator": v["value"], "obfuscator_interval": v["interval"],
-                          "obfuscator_vs_chance": v["vs_chance"], "obfuscator_vs_original": v["vs_original"],
-                          "baselines": v["baselines"], "better_than_every_baseline": v["better_than_every_baseline"],
-                          "worse_than_any_baseline": v["worse_than_any_baseline"]})
-        out["protocols"][protocol] = entry
-    if first is not None and "attributes" in first:
-        a = first["attributes"]
-        out["attributes"] = {"obfuscator_mA": a["value"], "interval": a["interval"],
-                             "original_mA": methods["original"]["attributes"]["worst_case"]["value"],
-                             "obfuscator_vs_original": a["vs_original"], "baselines": a["baselines"]}
+    out = Verdict(protocols={}, headline_figure=figure)
+    for protocol in report.protocols:
+        orig = report.identity("original", protocol, figure)
+        chance = report.identity_chance(protocol, figure)
+        out.protocols[protocol] = ProtocolSummary(
+            chance=chance, original=orig.value, original_interval=orig.interval,
+            original_vs_chance=above(orig, chance),
+            obfuscator=first.protocols[protocol] if first is not None else None)
     if first is not None:
-        out["obfuscator"] = names[0]
-        out["obfuscator_relative_ap"] = first["relative_ap"]
-        out["every_baseline_matched"] = bool(report["sweep"]) and all(
-            report["curves"][n]["calibrated"]["matched"] for n in report["baselines"])
+        original_ma = report.attributes("original")
+        if first.attributes is not None and original_ma is not None:
+            out.attributes = AttributeSummary(original_mA=original_ma.value, obfuscator=first.attributes)
+        out.obfuscator = names[0]
+        out.obfuscator_relative_ap = first.relative_ap
+        out.every_baseline_matched = bool(report.sweep) and all(
+            (c := report.curves.get(b)) is not None and c.calibrated is not None and c.calibrated.matched
+            for b in report.baselines)
     if len(names) > 1:
-        out["obfuscators"] = each
-        out["pairs"] = pairwise(report)
-        out["pairs_summary"] = multiplicity(out["pairs"])
+        out.obfuscators = each
+        out.pairs = pairwise(report, figure)
+        out.pairs_summary = multiplicity(out.pairs)
+    out.summary = summary(report, out)
     return out
+

@@ -9,6 +9,7 @@ import typer
 
 from veil.cli.common import build_detector, parse_baselines, pick_device
 from veil.cli.progress import console
+from veil.errors import VeilError
 from veil.training.config import SNAPSHOTS  # torch-free
 
 
@@ -31,6 +32,12 @@ def audit(
     detector: str | None = typer.Option(None, help="Detector for utility (default: the dataset's)."),
     detector_weights: str | None = typer.Option(None),
     device: str = typer.Option("auto", help="cpu, cuda or auto."),
+    cross_fit: int | None = typer.Option(
+        None, "--cross-fit", help="Audit the checkpoint's training RECIPE over K folds of the whole clip: each fold "
+                                  "is attacked on the output of an obfuscator retrained on the other folds "
+                                  "(resumable; hours at the strong preset on 2 cores)."),
+    fold_gap: float | None = typer.Option(None, help="Seconds left out at each fold boundary (default: the reid "
+                                                     "time gap)."),
 ) -> None:
     """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
     from veil.audit.config import resolve
@@ -47,19 +54,32 @@ def audit(
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
     resolve(preset, overrides)  # a bad preset or setting fails here, before torch and the detector load
+    if cross_fit is not None and len(checkpoints or []) != 1:
+        raise VeilError("--cross-fit audits the training recipe of exactly one checkpoint; give one")
+    if cross_fit is not None and cross_fit < 2:
+        raise VeilError(f"--cross-fit needs at least 2 folds, got {cross_fit}")
     from veil.audit import run_audit
     from veil.io import read_json
 
     if baselines is not None:
         overrides["baselines"] = parse_baselines(baselines)
-    obfuscators, info = load_obfuscators(checkpoints or [])
     spec = read_json(dataset / "manifest.json")["detector"]
     det = build_detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
     overrides["device"] = pick_device(device)
     # progress on stdout: stderr carries only errors
-    report = run_audit(dataset, obfuscators, out, det, preset=preset, sweep=sweep, user_attributes_csv=attributes_csv,
-                       overrides=overrides, progress=typer.echo, info=info)
-    typer.echo(json.dumps(report["verdict"], indent=2))
+    if cross_fit is not None:
+        from veil.audit.crossfit import cross_fit_audit
+        from veil.training.config import TrainConfig
+        from veil.training.state import load_models
+
+        recipe = TrainConfig.from_dict(load_models(checkpoints[0])[2]["config"])  # type: ignore[index]
+        report = cross_fit_audit(dataset, recipe, out, det, preset=preset, folds=cross_fit, gap=fold_gap,
+                                 overrides=overrides, sweep=sweep, progress=typer.echo)
+    else:
+        obfuscators, info = load_obfuscators(checkpoints or [])
+        report = run_audit(dataset, obfuscators, out, det, preset=preset, sweep=sweep,
+                           user_attributes_csv=attributes_csv, overrides=overrides, progress=typer.echo, info=info)
+    typer.echo(json.dumps(report.verdict.model_dump(mode="json") if report.verdict else {}, indent=2))
     console.print(f"report: {out / 'report.html'}")
 
 

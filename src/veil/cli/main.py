@@ -76,8 +76,9 @@ def eval_utility(
     dev = pick_device(device)
     obfuscator, deobfuscator, meta = load_models(checkpoint)
     data = FrameDataset(dataset, split)
-    det = build_detector(detector or meta["config"]["detector"], detector_weights or meta["config"].get("detector_weights"),
-                    dev, None if detector else meta["config"].get("detector_person_classes"))
+    det = build_detector(detector or meta["config"]["detector"],
+                         detector_weights or meta["config"].get("detector_weights"),
+                         dev, None if detector else meta["config"].get("detector_person_classes"))
     result = evaluate_utility(det, data, obfuscator.to(dev), deobfuscator.to(dev) if deobfuscator else None,
                               device=dev)
     text = json.dumps(result, indent=2)
@@ -95,9 +96,8 @@ def demo(
     sweep: bool = typer.Option(False, help="Audit with baseline sweeps calibrated to equal utility (slow)."),
 ) -> None:
     """Prepare vtest, train, evaluate, obfuscate (and audit): results/demo/metrics.json and more."""
-    from veil.demo import run_demo
-
     from veil.cli.progress import RichProgress
+    from veil.demo import run_demo
 
     run_demo(out, preset=preset, device=pick_device(device), audit=audit, sweep=sweep, progress=RichProgress())
 

@@ -33,9 +33,9 @@ from starlette.concurrency import run_in_threadpool
 
 from veil.cloud import metrics
 from veil.cloud.auth import TokenVerifier
-from veil.names import CAMERA_NAME
 from veil.cloud.state import SharedState
 from veil.io import atomic_path
+from veil.names import CAMERA_NAME
 
 MEDIA_TYPES = {"image/jpeg": "JPEG", "image/webp": "WEBP", "image/png": "PNG"}
 # The first bytes every file of the type starts with (WebP: "RIFF", a size, then "WEBP").

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from importlib.metadata import version
 from pathlib import Path

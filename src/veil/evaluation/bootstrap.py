@@ -81,3 +81,30 @@ def mean_accuracy_replicates(pred: np.ndarray, gt: np.ndarray, w: np.ndarray, in
     with np.errstate(invalid="ignore"):
         ma = np.where(defined, balanced, 0).sum(-1) / defined.sum(-1)  # (B, K); NaN if none defined
     return ma.reshape(len(w), *lead)
+
+
+def ratio_replicates(values: np.ndarray, valid: np.ndarray, w: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """The mean of per-sample ``values`` over valid samples, in every resample: a ratio of group
+    sums, as :func:`accuracy_replicates` (which is this with every sample valid and 0/1 values).
+    ``values``, ``valid``: (..., N) -> (n_boot, ...). Invalid samples (e.g. a query whose identity
+    has no gallery item) count in neither sum."""
+    valid = np.asarray(valid, np.float64)
+    v = np.moveaxis(np.where(valid > 0, np.asarray(values, np.float64), 0.0), -1, 0)
+    g = w.shape[1]
+    num = np.tensordot(w, group_sums(v, inverse, g), axes=(1, 0))
+    den = np.tensordot(w, group_sums(np.moveaxis(valid, -1, 0), inverse, g), axes=(1, 0))
+    return _ratio(num, den)
+
+
+def group_mean_replicates(values: np.ndarray, valid: np.ndarray, w: np.ndarray, inverse: np.ndarray) -> np.ndarray:
+    """The mean over groups of each group's mean value, in every resample: every identity counts
+    once however many crops it has, so a few long tracks do not dominate. (..., N) -> (n_boot, ...)."""
+    valid = np.asarray(valid, np.float64)
+    v = np.moveaxis(np.where(valid > 0, np.asarray(values, np.float64), 0.0), -1, 0)
+    g = w.shape[1]
+    sums, counts = group_sums(v, inverse, g), group_sums(np.moveaxis(valid, -1, 0), inverse, g)
+    means = _ratio(sums, counts)  # (G, ...), NaN for a group with no valid sample
+    present = np.isfinite(means)
+    num = np.tensordot(w, np.where(present, means, 0.0), axes=(1, 0))
+    den = np.tensordot(w, present.astype(np.float64), axes=(1, 0))
+    return _ratio(num, den)

@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from pathlib import Path
 
+from veil.audit.report import AuditReport
 from veil.errors import VeilError
 
 ARCHITECTURE = "mobilenet_ae"
@@ -113,8 +114,8 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
     for row in rows:
         row.update(_audited(report, run_name(row["width"])))
     table = {"format": "veil-width-sweep", "dataset": str(dataset), "preset": preset, "seed": seed,
-             "audit_preset": audit_preset, "protocols": report["protocols"],
-             "person_ap_original_test": ap_original, "chance": report["chance"],
+             "audit_preset": audit_preset, "protocols": report.protocols,
+             "person_ap_original_test": ap_original, "chance": report.chance.model_dump(mode="json"),
              "audit_report": str(out / "audit" / "report.html"), "rows": rows}
     write_json(out / "table.json", table)
     with atomic_path(out / "table.csv") as tmp:
@@ -125,17 +126,17 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
     return table
 
 
-def _audited(report: dict, name: str) -> dict:
+def _audited(report: AuditReport, name: str) -> dict:
     """A width's audited figures: cost, and worst-case identity per protocol and mA with intervals."""
-    m, cost = report["methods"][name], report["obfuscators"][name]["cost"]
-    row = {"parameters": cost["parameters"], "macs": cost["macs"], "latency_ms": cost["latency_ms"],
-           "relative_ap_audit": m["relative_ap"]}
-    for p in report["protocols"]:
-        w = m["identity"][p]["worst_case"]
-        row[f"identity_{p}"], row[f"identity_{p}_interval"] = w["value"], w["interval"]
-    if "attributes" in m:
-        a = m["attributes"]["worst_case"]
-        row["attributes_mA"], row["attributes_mA_interval"] = a["value"], a["interval"]
+    m, cost = report.method(name), report.obfuscators[name].cost
+    row = {"parameters": cost.parameters, "macs": cost.macs, "latency_ms": cost.latency_ms,
+           "relative_ap_audit": m.relative_ap}
+    for p in report.protocols:
+        w = m.identity[p].worst_case
+        row[f"identity_{p}"], row[f"identity_{p}_interval"] = w.value, list(w.interval)
+    a = report.attributes(name)
+    if a is not None:
+        row["attributes_mA"], row["attributes_mA_interval"] = a.value, list(a.interval)
     return row
 
 
@@ -158,7 +159,7 @@ def _csv(rows: list[dict]) -> str:
 
 def complexity_png(table: dict) -> bytes:
     """Utility (left, Fig. 5) and privacy (right, Fig. 6) against MACs per 640x480 frame."""
-    from veil.audit.report import plt
+    from veil.audit.html import plt
 
     rows = sorted(table["rows"], key=lambda r: r["macs"])
     macs = [r["macs"] / 1e6 for r in rows]

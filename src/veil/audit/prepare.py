@@ -1,0 +1,147 @@
+"""Preparing an audit: load the frames, label identities and attributes on the ORIGINAL frames,
+and measure the frozen detector's AP on them. ``Audit`` is what every method is then measured
+against (``veil.audit.measure``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from veil.adversaries.unet import reconstruction_quality
+from veil.audit.attacks import Predictions, attack
+from veil.audit.config import AuditConfig
+from veil.audit.fit_cache import slug
+from veil.audit.frames import AuditFrames, FrameView, Transform, evenly, transform_frames
+from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
+from veil.audit.protocols import PROTOCOLS
+from veil.audit.report import Kind, MethodResult
+from veil.detectors.fingerprint import fingerprint
+from veil.errors import VeilError
+from veil.evaluation.utility import detection_ap
+from veil.io import read_json
+
+
+class Clock:
+    """Seconds per stage, accumulated."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.start = time.perf_counter()
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
+
+
+@dataclass
+class Audit:
+    """What every method is measured against: frames, labels, the detector and its AP frames."""
+
+    config: AuditConfig
+    frames: AuditFrames
+    identity: dict[str, IdentityTask]
+    attributes: AttributeTask
+    detector: nn.Module
+    ap_positions: torch.Tensor  # positions of the AP frames in the frame table
+    ap_view: FrameView  # those frames (original images, pseudo-labels), cut once
+    same_detector: bool  # the pseudo-labels are this detector's boxes: detect-then-anonymise may reuse them
+    clock: Clock
+    ap_original: float = float("nan")
+    pool: Executor | None = None  # where attacker fits run (veil.audit.attacks.attack_pool)
+    #: a cross-fitted audit keeps every method's raw predictions (name -> task -> Predictions) to pool
+    #: them over folds, and caches each attacker fit under ``cache`` so a stopped run resumes
+    raw: dict[str, dict[str, Predictions]] | None = None
+    cache: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.config.device)
+
+    def transform(self, transform: Transform | None) -> torch.Tensor:
+        with self.clock.stage("transform frames"):
+            return transform_frames(transform, self.frames.view, device=self.device)
+
+    def person_ap(self, ap_frames: torch.Tensor) -> float:
+        with self.clock.stage("utility (person AP)"):
+            return detection_ap(self.detector, self.ap_view.with_images(ap_frames), None, device=self.device)
+
+    def relative_ap(self, transform: Transform) -> float:
+        """Relative person AP under ``transform``; transforms the AP frames only (cheap)."""
+        with self.clock.stage("transform frames"):
+            frames = transform_frames(transform, self.ap_view, device=self.device)
+        return self.person_ap(frames) / self.ap_original
+
+    def evaluate(self, kind: Kind, frames: torch.Tensor, strength: float | None = None, attributes: bool = True,
+                 config: AuditConfig | None = None, name: str = "") -> MethodResult:
+        """Utility, similarity and the attacks on one method's transformed frame table."""
+        config = config or self.config
+        ap_frames = frames[self.ap_positions]
+        ap = self.person_ap(ap_frames) if kind != "reference" else self.ap_original
+        with self.clock.stage("similarity"):
+            similarity = reconstruction_quality(ap_frames, self.ap_view.images)
+        with self.clock.stage("attacks"):
+            cache = self.cache / slug(name) if self.cache is not None and name else None
+            attacked = attack(frames, self.identity, self.attributes if attributes else None, config, self.pool,
+                              cache)
+        if self.raw is not None and name:
+            self.raw[name] = attacked.raw
+        return MethodResult(kind=kind, strength=strength, person_ap=ap, relative_ap=ap / self.ap_original,
+                            similarity_to_original=similarity, identity=attacked.identity,
+                            attributes=attacked.attributes)
+
+
+def _same_detector(detector, manifest: dict) -> bool:
+    """The dataset's pseudo-labels are this detector's boxes: same weights (by hash, not by file
+    name), same pseudo-label threshold. Datasets without a recorded hash never match."""
+    meta = manifest.get("detector", {})
+    if "fingerprint" not in meta:
+        return False
+    return meta["fingerprint"] == fingerprint(detector) and math.isclose(
+        float(meta.get("pseudo_label_threshold", -1)), float(getattr(detector, "pseudo_label_threshold", -2)))
+
+
+def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: str | Path | None,
+            say: Callable[[str], None]) -> Audit:
+    """Load the frames, label identities and attributes, and measure the original AP."""
+    clock = Clock()
+    dataset_dir = Path(dataset_dir)
+    manifest = read_json(dataset_dir / "manifest.json")
+    protocols = {p: PROTOCOLS.build(p) for p in config.protocols}
+    needed = {"train": config.attribute_train_frames, "test": None}
+    for protocol in protocols.values():
+        for split in protocol.splits(config):
+            needed[split] = None  # a protocol tracks people through a whole split, never a subsample
+    for split in needed:
+        if not manifest["splits"].get(split):
+            raise VeilError(f"the audit needs frames in the {split} split of {dataset_dir}")
+    with clock.stage("load"):
+        say("loading frames")
+        frames = AuditFrames.load(dataset_dir, needed)
+    with clock.stage("labels"):
+        say("tracking pseudo-identities and computing attributes on original frames")
+        identity = {p: protocol.identities(frames, config) for p, protocol in protocols.items()}
+        attributes = attribute_task(frames, config, user_csv)
+    test_pos = frames.positions["test"]
+    ap_positions = torch.as_tensor(test_pos[evenly(len(test_pos), config.ap_frames)])
+    audit = Audit(config, frames, identity, attributes, detector, ap_positions,
+                  frames.view.subset(ap_positions.numpy()), _same_detector(detector, manifest), clock)
+    audit.ap_original = audit.person_ap(audit.ap_view.images)
+    if not audit.ap_original > 0:
+        raise VeilError("the detector finds no pseudo-labelled person on the original test frames (AP 0)")
+    for p, task in identity.items():
+        d = task.description
+        say(f"{p}: {d['identities']} identities, {d['train_crops']} train / {d['val_crops']} val / "
+            f"{d['test_crops']} test crops")
+    return audit

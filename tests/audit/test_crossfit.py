@@ -1,0 +1,117 @@
+"""The cross-fitted audit: folds that leave the gap, obfuscators that never saw the frames they
+are audited on, pooled figures over every fold's identities, and a run that resumes."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.cli.test_bad_input import assert_one_line_error, veil
+from veil.audit.crossfit import plan_folds
+from veil.audit.report import load_report
+from veil.errors import VeilError
+from veil.io import read_json
+
+
+def records(clips: dict[int, int], fps: float = 5.0) -> list[dict]:
+    return [{"name": f"c{c}-{i:04d}.jpg", "clip": c, "time": i / fps} for c, n in clips.items() for i in range(n)]
+
+
+@pytest.mark.parametrize(("clips", "folds", "gap"), [({0: 150}, 2, 1.0), ({0: 150}, 3, 2.5), ({0: 60, 1: 90}, 3, 1.0)])
+def test_folds_partition_the_frames_and_leave_the_gap(clips, folds, gap):
+    frames = records(clips)
+    plan = plan_folds(frames, folds, gap)
+    assert len(plan) == folds
+    audited = [n for f in plan for n in f.audited]
+    assert sorted(audited) == sorted(r["name"] for r in frames)  # every frame audited exactly once
+    by_name = {r["name"]: r for r in frames}
+    for fold in plan:
+        assert not set(fold.training) & set(fold.audited)  # no audited frame seen in training
+        for t in fold.training:  # every training frame is at least the gap from every audited one
+            rt = by_name[t]
+            near = [abs(rt["time"] - by_name[a]["time"]) for a in fold.audited if by_name[a]["clip"] == rt["clip"]]
+            assert not near or min(near) > gap - 1e-9
+        # and nothing else is left out: frames outside the gap all train
+        left_out = set(by_name) - set(fold.training) - set(fold.audited)
+        for name in left_out:
+            r = by_name[name]
+            assert min(abs(r["time"] - by_name[a]["time"]) for a in fold.audited
+                       if by_name[a]["clip"] == r["clip"]) <= gap + 1e-9
+
+
+def test_too_few_folds_or_frames_are_refused():
+    with pytest.raises(VeilError, match="at least 2 folds"):
+        plan_folds(records({0: 50}), 1, 1.0)
+    with pytest.raises(VeilError, match="too few"):
+        plan_folds(records({0: 3}), 2, 1.0)
+    with pytest.raises(VeilError, match="no training frame"):
+        plan_folds(records({0: 20}), 2, 100.0)
+
+
+@pytest.fixture(scope="module")
+def cross_fitted(tmp_path_factory, dataset):
+    from veil.training.presets import make_config
+    from veil.training.state import build_models, save_models
+
+    root = tmp_path_factory.mktemp("crossfit")
+    config = make_config("smoke", dataset)
+    o, _ = build_models(config)
+    (root / "recipe").mkdir()
+    checkpoint = root / "recipe" / "obfuscator.safetensors"
+    save_models(checkpoint, config, o, None, {"adversaries": config.adversaries})
+    out = root / "report"
+    args = ("audit", checkpoint, "--dataset", dataset, "--out", out, "--preset", "smoke", "--cross-fit", "2",
+            "--baselines", "gaussian_blur", "--device", "cpu")
+    first = veil(*args)
+    assert first.returncode == 0, first.stderr
+    return load_report(out), out, dataset, args
+
+
+def test_no_audited_frame_was_seen_by_its_folds_obfuscator(cross_fitted):
+    report, out, dataset, _ = cross_fitted
+    assert report.cross_fit is not None and report.cross_fit.folds == 2
+    all_frames = {r["name"] for r in read_json(dataset / "manifest.json")["frames"]}
+    audited = set()
+    for k in range(2):
+        manifest = read_json(out / "folds" / f"fold{k}" / "dataset" / "manifest.json")
+        test, trained = set(manifest["splits"]["test"]), set(manifest["splits"]["train"] + manifest["splits"]["val"])
+        assert test and trained and not test & trained
+        audited |= test
+        assert (out / "folds" / f"fold{k}" / "run" / "obfuscator.safetensors").is_file()
+    assert audited == all_frames  # the whole clip is audited
+
+
+def test_pooled_figures_rest_on_every_folds_identities(cross_fitted):
+    report, out, _, _ = cross_fitted
+    for protocol, labels in report.labels.identity.items():
+        folds = [load_report(out / "folds" / f"fold{k}").labels.identity[protocol] for k in range(2)]
+        assert labels.folds == 2 and labels.identities == sum(f.identities for f in folds)
+        assert labels.test_crops == sum(f.test_crops for f in folds) == report.cross_fit.test_crops[protocol]
+        original = report.method("original").identity[protocol]
+        assert original.test_crops == labels.test_crops and original.groups == labels.identities
+        lo, hi = original.worst_case.interval
+        assert 0 <= lo <= original.worst_case.value <= hi <= 1
+    v = report.verdict
+    assert v is not None and v.protocols["reid"].obfuscator is not None
+    blur = v.protocols["reid"].obfuscator.baselines["gaussian_blur"]
+    assert blur.difference is not None and blur.difference.detectable is not None  # paired over pooled folds
+    text = " ".join(v.summary)
+    assert "over 2 folds" in text and "quick audit" not in text
+    html = (out / "report.html").read_text()
+    assert 'id="cross-fit"' in html and "training recipe" in html and 'id="figures-table"' in html
+
+
+def test_a_second_run_resumes_from_the_cache(cross_fitted):
+    report, out, _, args = cross_fitted
+    cached = sorted((out / "folds").rglob("*.npz"))
+    assert cached  # every attacker fit of every fold and method is on disk
+    before = {p: p.stat().st_mtime_ns for p in cached}
+    again = veil(*args)
+    assert again.returncode == 0, again.stderr
+    assert {p: p.stat().st_mtime_ns for p in cached} == before  # read back, not fitted again
+    assert load_report(out).method("original").identity["reid"].worst_case == \
+        report.method("original").identity["reid"].worst_case
+
+
+def test_cross_fit_needs_exactly_one_checkpoint(dataset, tmp_path):
+    r = veil("audit", "--dataset", dataset, "--out", tmp_path / "r", "--cross-fit", "2")
+    assert_one_line_error(r, "exactly one checkpoint")
