@@ -38,6 +38,7 @@ FAMILIES = {
     "pretrained_finetuned": "ImageNet-pretrained backbone, fine-tuned",
     "frozen_features": "frozen pretrained features, non-parametric classifier",
     "classical": "hand-crafted colour/texture features, classical model",
+    "fused": "colour, texture and deep features fused, linear model",
 }
 
 AUGMENTS = ("none", "flip", "flip+crop")

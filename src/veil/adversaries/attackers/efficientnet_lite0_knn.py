@@ -16,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from veil.adversaries.attackers.base import Attacker
-from veil.adversaries.attackers.efficientnet_lite0 import MEAN, STD, efficientnet_lite0_pretrained
+from veil.adversaries.attackers.efficientnet_lite0 import imagenet_features
 from veil.adversaries.registry import ATTACKERS
 
 
@@ -36,7 +35,6 @@ class EfficientNetLite0KnnAttacker(Attacker):
         super().__init__(seed)
         self.k, self.upscale, self.feature_batch = k, upscale, feature_batch
         self.device = torch.device(device)
-        self.net = None
         self.knn = None
         self.prior: np.ndarray | None = None
 
@@ -44,23 +42,13 @@ class EfficientNetLite0KnnAttacker(Attacker):
         return {"k": self.k, "metric": "cosine", "upscale": self.upscale,
                 "features": "EfficientNet-Lite0 pooled 1280-d"}
 
-    @torch.inference_mode()
     def _embed(self, x: np.ndarray) -> np.ndarray:
-        """L2-normalised pooled features of uint8 crops, in large batches."""
-        mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
-        out = []
-        for start in range(0, len(x), self.feature_batch):
-            xb = torch.from_numpy(x[start : start + self.feature_batch]).to(self.device).float().div_(255)
-            if self.upscale != 1:  # ImageNet features are tuned to larger objects than small crops
-                xb = F.interpolate(xb, scale_factor=self.upscale, mode="bilinear", align_corners=False)
-            out.append(F.normalize(self.net.features((xb - mean) / std), dim=1).cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, 1280), np.float32)
+        """L2-normalised pooled features of uint8 crops."""
+        return imagenet_features(x, self.device, self.feature_batch, self.upscale)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, _validation) -> None:  # nothing to select
         from sklearn.neighbors import KNeighborsClassifier
 
-        self.net = efficientnet_lite0_pretrained().to(self.device).eval()
         f = self._embed(x)
         k = min(self.k, len(x))
         self.knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", weights="distance", algorithm="brute")
