@@ -53,9 +53,12 @@ class SklearnAttacker(Attacker):
         """A fresh, unfitted scikit-learn estimator."""
 
     def _fit(self, x: np.ndarray, y: np.ndarray, _validation) -> None:  # no epochs to select
+        self._fit_features(self.features(x), y)
+
+    def _fit_features(self, f: np.ndarray, y: np.ndarray) -> None:
+        """Fit the estimator(s) of the task on descriptors ``f`` (N, D)."""
         from sklearn.exceptions import ConvergenceWarning
 
-        f = self.features(x)
         if self.task == "identity":
             columns = [y]
         elif self.multi_output:
