@@ -14,7 +14,7 @@ import itertools
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from veil.errors import VeilError
 from veil.evaluation.reid import (
@@ -79,6 +79,16 @@ def test_tie_aware_ap_is_the_mean_over_every_order_of_the_ties():
     rank1, ap = ranking(query, [q_id], gallery, g_ids)
     assert rank1[0] == pytest.approx(np.mean([v[0] for v in values]))
     assert ap[0] == pytest.approx(np.mean([v[1] for v in values]))
+
+
+def test_average_precision_matches_scikit_learn_without_ties():
+    rng = np.random.default_rng(2)
+    query, gallery = rng.normal(size=(6, 5)), rng.normal(size=(40, 5))
+    q_ids, g_ids = rng.integers(0, 4, 6), rng.integers(0, 4, 40)
+    _, ap = ranking(query, q_ids, gallery, g_ids)
+    sim = (query / np.linalg.norm(query, axis=1, keepdims=True)) @ (
+        gallery / np.linalg.norm(gallery, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(ap, [average_precision_score(g_ids == i, s) for i, s in zip(q_ids, sim)])
 
 
 def test_pair_auc_by_hand():
