@@ -3,8 +3,10 @@ registers every built-in one in ``ATTACKERS``; adding one is one file here."""
 
 from veil.adversaries.attackers import (  # noqa: F401  (registers)
     colour_forest,
+    detector_features,
     efficientnet_lite0,
     efficientnet_lite0_knn,
+    fused,
     hog_linear,
     lbp_svm,
     mobilenetv3,

@@ -3,7 +3,10 @@
 An attacker learns a sensitive label from (obfuscated) person crops, with labels taken from
 the ORIGINAL crops (wu-2018 3.4: N unseen models f_b^j trained on f_d(X)). Tasks:
 
-* ``"identity"``: multi-class; labels (N,) ints; ``predict`` returns (N,) labels;
+* ``"identity"``: multi-class; labels (N,) ints; ``predict`` returns (N,) labels,
+  ``predict_scores`` (N, C) class probabilities (columns in ``classes_`` order) whose argmax
+  is ``predict``, and ``embed`` (N, D) the attacker's feature embedding, for person-reid
+  rankings (veil.evaluation.reid);
 * ``"attributes"``: multi-label binary; labels (N, M) 0/1; ``predict`` returns (N, M) 0/1.
 
 Crops are uint8 (N, 3, h, w) arrays (or tensors) already resized to one fixed size.
@@ -35,6 +38,7 @@ FAMILIES = {
     "pretrained_finetuned": "ImageNet-pretrained backbone, fine-tuned",
     "frozen_features": "frozen pretrained features, non-parametric classifier",
     "classical": "hand-crafted colour/texture features, classical model",
+    "fused": "colour, texture and deep features fused, linear model",
 }
 
 AUGMENTS = ("none", "flip", "flip+crop")
@@ -72,6 +76,7 @@ class Attacker(ABC):
         self.crop_size: tuple[int, int] | None = None  # (w, h) of the crops fit was given
         self.validation_crops: int | None = None  # how many validation crops fit was given
         self.early_stopping = False  # whether they selected the epoch
+        self.n_outputs: int | None = None  # classes (identity) or attributes, after fit
 
     def fit(self, crops, labels, task: Task, validation: tuple | None = None) -> Attacker:
         """Train on ``crops`` / ``labels``; ``validation``: optional (crops, labels) pair that
@@ -79,9 +84,12 @@ class Attacker(ABC):
         if task not in TASKS:
             raise VeilError(f"unknown attack task {task!r} (known: {', '.join(TASKS)})")
         x, y = self._checked(crops, labels, task)
+        if len(x) < 2:
+            raise VeilError(f"{self.name}: fit needs at least 2 crops, got {len(x)}")
         self.task, self.crop_size = task, (int(x.shape[3]), int(x.shape[2]))
         if task == "identity":
-            self.classes_, y = np.unique(y.ravel(), return_inverse=True)
+            self.classes_, y = np.unique(y, return_inverse=True)
+        self.n_outputs = len(self.classes_) if task == "identity" else int(y.shape[1])
         val = None
         if validation is not None:
             xv, yv = self._checked(*validation, task)
@@ -103,15 +111,61 @@ class Attacker(ABC):
             raise VeilError(f"{len(x)} crops but {len(y)} labels")
         if task == "attributes" and y.ndim != 2:
             raise VeilError("attribute labels must be (N, M) 0/1")
+        if task == "identity" and y.ndim != 1:
+            raise VeilError(f"identity labels must be (N,), got shape {y.shape}")
         return x, y
 
-    def predict(self, crops) -> np.ndarray:
+    def _ready(self, crops, what: str) -> np.ndarray:
+        """``crops`` checked against what fit saw: a fitted attacker, uint8 (N, 3, h, w) of the fitted size."""
         if self.task is None:
-            raise VeilError(f"{self.name}: predict called before fit")
-        out = self._predict(as_uint8_array(crops))
+            raise VeilError(f"{self.name}: {what} called before fit")
+        x = as_uint8_array(crops)
+        if (int(x.shape[3]), int(x.shape[2])) != self.crop_size:
+            raise VeilError(f"{self.name} was fitted on {self.crop_size[0]}x{self.crop_size[1]} crops, "
+                            f"got {x.shape[3]}x{x.shape[2]}")
+        return x
+
+    def predict(self, crops) -> np.ndarray:
+        """Identity labels (N,) in the caller's label space, or attributes (N, M) 0/1."""
+        x = self._ready(crops, "predict")
         if self.task == "identity":
-            return self.classes_[out]
-        return out.astype(np.uint8)
+            # one definition for every attacker: the most likely class of predict_scores
+            return self.classes_[self.predict_scores(x).argmax(1)]
+        if len(x) == 0:
+            return np.zeros((0, self.n_outputs), np.uint8)
+        return self._predict(x).astype(np.uint8)
+
+    def predict_scores(self, crops) -> np.ndarray:
+        """Identity class probabilities, float32 (N, C), columns in ``classes_`` order: non-negative,
+        each row sums to 1, higher = more likely; ``predict`` is ``classes_[argmax]`` of them."""
+        x = self._ready(crops, "predict_scores")
+        if self.task != "identity":
+            raise VeilError(f"{self.name}: predict_scores is for the identity task, this attacker was fitted "
+                            f"on {self.task}")
+        if len(x) == 0:
+            return np.zeros((0, self.n_outputs), np.float32)
+        scores = np.asarray(self._scores(x), np.float32)
+        if scores.shape != (len(x), self.n_outputs):  # a bug in an attacker, not in the caller's input
+            raise AssertionError(f"{self.name}: scores of shape {scores.shape}, expected {(len(x), self.n_outputs)}")
+        return scores
+
+    def embed(self, crops) -> np.ndarray:
+        """The attacker's feature embedding of each crop, float32 (N, D), for cosine rankings: its
+        frozen or hand-crafted features, or a network's penultimate layer; attackers without one
+        fall back to ``predict_scores``."""
+        x = self._ready(crops, "embed")
+        out = self._embed(x) if len(x) else None
+        if out is None:
+            return self.predict_scores(x)
+        return np.asarray(out, np.float32).reshape(len(x), -1)
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:  # noqa: ARG002  (every registered attacker overrides it)
+        """Identity class probabilities (N, C) of uint8 crops; every registered attacker overrides it."""
+        raise VeilError(f"{self.name} has no identity scores")
+
+    def _embed(self, x: np.ndarray) -> np.ndarray | None:  # noqa: ARG002  (attackers with features override it)
+        """Feature embedding (N, D) of uint8 crops, or None: no embedding of its own."""
+        return None
 
     def budget(self) -> dict:
         """The settings this attacker trains with (after fit: what it actually ran), for the report."""
@@ -130,7 +184,14 @@ class Attacker(ABC):
 
     @abstractmethod
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        """Class indices (identity) or 0/1 (attributes)."""
+        """0/1 attributes (N, M) of uint8 crops. (``predict`` takes identities from ``_scores``.)"""
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Row-wise softmax of scores (N, C): decision values -> probabilities, argmax kept."""
+    z = np.asarray(z, np.float64)
+    z = np.exp(z - z.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
 
 
 class TorchAttacker(Attacker):
@@ -283,16 +344,37 @@ class TorchAttacker(Attacker):
             m.momentum = mom
 
     @torch.inference_mode()
-    def _predict(self, x: np.ndarray) -> np.ndarray:
+    def _outputs(self, x: np.ndarray, penultimate: bool = False) -> torch.Tensor:
+        """Logits (N, outputs), or the input of the network's last linear layer, in eval mode;
+        averaged over the horizontal flip when training saw flips (cheap test-time augmentation)."""
         self.net.eval()
-        outs = []
-        for start in range(0, len(x), 256):
-            xb = self._tensor(x[start : start + 256])
-            logits = self.net(xb)
-            if self.augment != "none":  # average over the flip the training saw: cheap test-time augmentation
-                logits = (logits + self.net(xb.flip(-1))) / 2
-            outs.append(logits.cpu())
-        logits = torch.cat(outs) if outs else torch.zeros(0, 1)
+        captured: list[torch.Tensor] = []
+        hook = None
+        if penultimate:  # every network here ends in one nn.Linear classifier: its input is the embedding
+            last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+            hook = last.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].flatten(1)))
+        try:
+            outs = []
+            for start in range(0, len(x), 256):
+                xb = self._tensor(x[start : start + 256])
+                views = [xb, xb.flip(-1)] if self.augment != "none" else [xb]
+                captured.clear()
+                logits = sum(self.net(v) for v in views) / len(views)
+                outs.append((sum(captured) / len(views) if penultimate else logits).cpu())
+        finally:
+            if hook is not None:
+                hook.remove()
+        return torch.cat(outs) if outs else torch.zeros(0, 1)
+
+    def _predict(self, x: np.ndarray) -> np.ndarray:
+        """Class indices (identity, for early stopping) or 0/1 attributes."""
+        logits = self._outputs(x)
         if self.task == "identity":
             return logits.argmax(1).numpy()
         return (logits > 0).numpy().astype(np.uint8)
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        return torch.softmax(self._outputs(x).double(), 1).numpy()
+
+    def _embed(self, x: np.ndarray) -> np.ndarray:
+        return self._outputs(x, penultimate=True).numpy()

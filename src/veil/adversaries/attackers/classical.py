@@ -5,6 +5,11 @@ it (``model``); this class handles the two tasks. Identity: one multi-class esti
 Attributes: one binary estimator per attribute, or a single multi-output one where the
 estimator supports it natively (trees); an attribute with one value in the training labels
 is predicted as that value.
+
+Identity scores: the estimator's ``predict_proba`` where it has one, else the softmax of its
+``decision_function`` (the SVM: one-vs-rest values derived from its one-vs-one votes), so that
+every attacker's scores are probabilities with the prediction at their argmax. The embedding is
+the descriptor as the estimator sees it (after its pipeline's scaler, if any).
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from abc import abstractmethod
 
 import numpy as np
 
-from veil.adversaries.attackers.base import Attacker
+from veil.adversaries.attackers.base import Attacker, softmax
 
 
 class _Constant:
@@ -25,6 +30,9 @@ class _Constant:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         return np.full(len(x), self.value)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return np.ones((len(x), 1))
 
 
 class SklearnAttacker(Attacker):
@@ -45,9 +53,12 @@ class SklearnAttacker(Attacker):
         """A fresh, unfitted scikit-learn estimator."""
 
     def _fit(self, x: np.ndarray, y: np.ndarray, _validation) -> None:  # no epochs to select
+        self._fit_features(self.features(x), y)
+
+    def _fit_features(self, f: np.ndarray, y: np.ndarray) -> None:
+        """Fit the estimator(s) of the task on descriptors ``f`` (N, D)."""
         from sklearn.exceptions import ConvergenceWarning
 
-        f = self.features(x)
         if self.task == "identity":
             columns = [y]
         elif self.multi_output:
@@ -65,8 +76,23 @@ class SklearnAttacker(Attacker):
     def _predict(self, x: np.ndarray) -> np.ndarray:
         f = self.features(x)
         preds = [m.predict(f) for m in self.models]
-        if self.task == "identity":
-            return preds[0]
         if self.multi_output:
             return preds[0].reshape(len(x), -1)
         return np.stack(preds, 1)
+
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        model = self.models[0]
+        f = self.features(x)
+        if hasattr(model, "predict_proba"):
+            return model.predict_proba(f)
+        d = model.decision_function(f)
+        if d.ndim == 1:  # two classes: one signed distance to the boundary, positive = classes_[1]
+            d = np.stack([-d, d], 1)
+        return softmax(d)
+
+    def _embed(self, x: np.ndarray) -> np.ndarray:
+        f = self.features(x)
+        model = self.models[0]
+        steps = getattr(model, "steps", None)
+        # the pipeline's transforms (the scaler): cosine similarities then weigh every descriptor alike
+        return model[:-1].transform(f) if steps and len(steps) > 1 else f

@@ -15,9 +15,12 @@ squeeze-excitation, ReLU6 activations and fixed 32-channel stem / 1280-channel h
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from veil.adversaries.attackers.base import TorchAttacker
@@ -107,6 +110,30 @@ def efficientnet_lite0_pretrained(num_classes: int = 1000) -> EfficientNetLite0:
     if num_classes != 1000:
         model._fc = nn.Linear(1280, num_classes)
     return model
+
+
+@lru_cache(maxsize=2)
+def frozen_efficientnet_lite0(device: str = "cpu") -> EfficientNetLite0:
+    """One frozen pretrained network per process and device, shared by the frozen-feature attackers
+    (only ever run in inference mode, so sharing cannot change it)."""
+    return efficientnet_lite0_pretrained().to(device).eval()
+
+
+@torch.inference_mode()
+def imagenet_features(x: np.ndarray, device: str | torch.device = "cpu", batch: int = 256,
+                      upscale: float = 1.0) -> np.ndarray:
+    """L2-normalised pooled 1280-d features (N, 1280) of uint8 (N, 3, h, w) crops, frozen network."""
+    device = torch.device(device)
+    net = frozen_efficientnet_lite0(str(device))
+    mean = torch.tensor(MEAN, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(STD, device=device).view(1, 3, 1, 1)
+    out = []
+    for start in range(0, len(x), batch):
+        xb = torch.from_numpy(x[start : start + batch]).to(device).float().div_(255)
+        if upscale != 1:  # ImageNet features are tuned to larger objects than small crops
+            xb = F.interpolate(xb, scale_factor=upscale, mode="bilinear", align_corners=False)
+        out.append(F.normalize(net.features((xb - mean) / std), dim=1).cpu())
+    return torch.cat(out).numpy() if out else np.zeros((0, 1280), np.float32)
 
 
 class EfficientNetLite0Attacker(TorchAttacker):

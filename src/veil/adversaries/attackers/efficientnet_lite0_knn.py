@@ -4,7 +4,9 @@ The pooled 1280-d features of the pretrained EfficientNet-Lite0 (see efficientne
 the weights and their licence), L2-normalised, classified by a k-NN vote with cosine distance
 (scikit-learn). Identity: distance-weighted vote. Attributes: per attribute, the weighted
 fraction of positive neighbours against that attribute's training prior, the decision
-threshold that maximises balanced accuracy (mA) rather than plain accuracy.
+threshold that maximises balanced accuracy (mA) rather than plain accuracy. Identity scores
+are the distance-weighted vote shares of the k neighbours; the embedding is the normalised
+feature vector itself.
 
 A different kind of adversary from the fine-tuned ones: nothing is fitted to the obfuscated
 crops but the neighbour set, so it cannot overfit a short training budget.
@@ -14,10 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from veil.adversaries.attackers.base import Attacker
-from veil.adversaries.attackers.efficientnet_lite0 import MEAN, STD, efficientnet_lite0_pretrained
+from veil.adversaries.attackers.efficientnet_lite0 import imagenet_features
 from veil.adversaries.registry import ATTACKERS
 
 
@@ -34,7 +35,6 @@ class EfficientNetLite0KnnAttacker(Attacker):
         super().__init__(seed)
         self.k, self.upscale, self.feature_batch = k, upscale, feature_batch
         self.device = torch.device(device)
-        self.net = None
         self.knn = None
         self.prior: np.ndarray | None = None
 
@@ -42,35 +42,25 @@ class EfficientNetLite0KnnAttacker(Attacker):
         return {"k": self.k, "metric": "cosine", "upscale": self.upscale,
                 "features": "EfficientNet-Lite0 pooled 1280-d"}
 
-    @torch.inference_mode()
-    def embed(self, x: np.ndarray) -> np.ndarray:
-        """L2-normalised pooled features of uint8 crops, in large batches."""
-        mean = torch.tensor(MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(STD, device=self.device).view(1, 3, 1, 1)
-        out = []
-        for start in range(0, len(x), self.feature_batch):
-            xb = torch.from_numpy(x[start : start + self.feature_batch]).to(self.device).float().div_(255)
-            if self.upscale != 1:  # ImageNet features are tuned to larger objects than small crops
-                xb = F.interpolate(xb, scale_factor=self.upscale, mode="bilinear", align_corners=False)
-            out.append(F.normalize(self.net.features((xb - mean) / std), dim=1).cpu())
-        return torch.cat(out).numpy() if out else np.zeros((0, 1280), np.float32)
+    def _embed(self, x: np.ndarray) -> np.ndarray:
+        """L2-normalised pooled features of uint8 crops."""
+        return imagenet_features(x, self.device, self.feature_batch, self.upscale)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, _validation) -> None:  # nothing to select
         from sklearn.neighbors import KNeighborsClassifier
 
-        self.net = efficientnet_lite0_pretrained().to(self.device).eval()
-        f = self.embed(x)
+        f = self._embed(x)
         k = min(self.k, len(x))
         self.knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", weights="distance", algorithm="brute")
         self.knn.fit(f, y if self.task == "identity" else y.astype(int))
         if self.task == "attributes":
             self.prior = y.mean(0)
 
+    def _scores(self, x: np.ndarray) -> np.ndarray:
+        return self.knn.predict_proba(self._embed(x))
+
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        f = self.embed(x)
-        if self.task == "identity":
-            return self.knn.predict(f)
-        probas, classes_per = self.knn.predict_proba(f), self.knn.classes_
+        probas, classes_per = self.knn.predict_proba(self._embed(x)), self.knn.classes_
         if not self.knn.outputs_2d_:  # a single attribute: scikit-learn drops the list
             probas, classes_per = [probas], [classes_per]
         out = np.zeros((len(x), len(probas)), np.uint8)
