@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.evaluation.bootstrap import group_mean_replicates, ratio_replicates
+from veil.evaluation.reid import map_chance, pair_auc, pool_by_track, rank1_chance, ranking
 
 
 @dataclass
@@ -34,8 +35,6 @@ class Scores:
 def per_query(scores: Scores, truth: np.ndarray, gallery_ids: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """figure -> (values (N,), valid (N,)) for one attacker and seed; "top1_per_identity" shares
     top-1's values and differs only in how they are averaged (see :func:`replicates`)."""
-    from veil.evaluation.reid import pair_auc, pool_by_track, ranking  # TEMP: lands with the attackers branch
-
     rank1, ap = ranking(scores.test, truth, scores.train, gallery_ids)
     auc = np.array([pair_auc(scores.test[i:i + 1], truth[i:i + 1], scores.train, gallery_ids)
                     if np.isfinite(rank1[i]) else np.nan for i in range(len(truth))])
@@ -58,8 +57,6 @@ def replicates(figure: str, values: np.ndarray, valid: np.ndarray, w: np.ndarray
 def chance_levels(truth: np.ndarray, gallery_ids: np.ndarray) -> dict[str, float]:
     """What a blind adversary scores on each figure: the majority identity for top-1 and the
     video attack, one identity in K per identity, a random ranking for rank-1 and mAP, 0.5 AUC."""
-    from veil.evaluation.reid import map_chance, rank1_chance  # TEMP: lands with the attackers branch
-
     _, counts = np.unique(truth, return_counts=True)
     majority = float(counts.max() / counts.sum()) if len(counts) else float("nan")
     return {"top1": majority, "top1_per_identity": 1.0 / max(len(counts), 1),

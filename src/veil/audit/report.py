@@ -96,7 +96,7 @@ IDENTITY_FIGURES = {
     "top1_per_identity": "top-1 averaged per identity (long tracks do not dominate)",
     "rank1": "rank-1 of the query-vs-gallery ranking (cosine on the attacker's scores)",
     "mAP": "mean average precision of that ranking",
-    "auc": "verification ROC AUC over same/different query-gallery pairs",
+    "auc": "verification ROC AUC of each query's same/different gallery pairs, averaged over queries",
     "video_top1": "top-1 after pooling the attacker's scores over each test track (video-level attack)",
 }
 
