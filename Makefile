@@ -10,6 +10,10 @@ $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e ".[all,dev]"
+	@# opencv-python, opencv-python-headless and the contrib build all install cv2/: whichever comes last
+	@# wins. The contrib build (same version) must, so that the HOG detector exists.
+	$(PY) -m pip install -q --no-deps --force-reinstall \
+	    "opencv-contrib-python-headless==$$($(PY) -m pip show opencv-python-headless | sed -n 's/^Version: //p')"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -2,7 +2,9 @@
 
 A detector takes RGB images in [0, 1] (B, 3, H, W), returns person boxes in pixel
 coordinates of that input, and returns its own training loss against pseudo-label targets
-with gradients flowing to the input image, never to its weights.
+with gradients flowing to the input image, never to its weights. A detector that cannot give a
+loss (``trainable = False``, e.g. HOG) evaluates obfuscators but cannot train one: its ``loss``
+raises a VeilError.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class FrozenDetector(nn.Module, ABC):
 
     #: confidence at or above which a detection becomes a pseudo-label
     pseudo_label_threshold: float = 0.5
+    #: whether ``loss`` exists (gradients to the input): an obfuscator can train against this detector
+    trainable: bool = True
 
     def __init__(self, model: nn.Module, name: str, spec: dict | None = None) -> None:
         super().__init__()
@@ -60,4 +64,5 @@ class FrozenDetector(nn.Module, ABC):
 
     @abstractmethod
     def loss(self, images: torch.Tensor, targets: list[Target]) -> torch.Tensor:
-        """The detector's own training loss (scalar, mean over the batch)."""
+        """The detector's own training loss (scalar, mean over the batch); a VeilError where
+        ``trainable`` is False."""

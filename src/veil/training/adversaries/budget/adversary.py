@@ -1,8 +1,5 @@
-"""wu-2018's budget adversary: an ensemble of M identity classifiers, restarted from scratch.
-
-Sensitive labels without hand labelling: ByteTrack tracks over the TRAIN split are the
-pseudo-identities (``veil.data.identities``; or a user CSV). Each track's earliest crops
-train the budget models, its latest crops are held back to measure them.
+"""The budget adversary itself (wu-2018): the ensemble of M budget models, their cross-entropy
+updates on O(X), O's term, restarts and checkpoints.
 
 * Crops are cut from O(X) at the identity boxes with ``torchvision.ops.roi_align``, which is
   differentiable, so O's term reaches O. Boxes follow the trainer's random crop and flip.
@@ -20,171 +17,25 @@ train the budget models, its latest crops are held back to measure them.
 
 from __future__ import annotations
 
-import csv
 import zlib
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import MNASNet, MobileNetV2, ShuffleNetV2
-from torchvision.ops import roi_align
 
 from veil.data.dataset import obfuscator_inputs
 from veil.errors import VeilError
 from veil.obfuscators.base import clip_length
 from veil.training.adversaries.base import AdversaryContext, Batch, TrainingAdversary, frozen
+from veil.training.adversaries.budget.labels import identity_labels
+from veil.training.adversaries.budget.loss import cut, ensemble_budget_loss
+from veil.training.adversaries.budget.models import ARCHITECTURES
+from veil.training.adversaries.budget.options import BudgetOptions
 from veil.training.adversaries.registry import TRAINING_ADVERSARIES
 from veil.training.state import flatten_optimizer, load_into, prefixed, take, unflatten_optimizer
-
-
-def _shufflenet(num_classes: int, width: float) -> nn.Module:
-    # ShuffleNetV2 x1.0 stage widths scaled; groups need even channel counts
-    stages = [24] + [max(8, 2 * round(c * width / 2)) for c in (116, 232, 464)] + [max(64, round(1024 * width))]
-    return ShuffleNetV2([4, 8, 4], stages, num_classes=num_classes)
-
-
-class ColourStripes(nn.Module):
-    """Clothing colour by body height: mean and spread of each channel in horizontal stripes,
-    then an MLP. Small CNNs learn shape first; this budget model makes the ensemble cover the
-    colour cue that re-identification relies on most, differentiably."""
-
-    def __init__(self, num_classes: int, width: float, stripes: int = 8) -> None:
-        super().__init__()
-        hidden = max(32, round(256 * width))
-        self.stripes = stripes
-        self.head = nn.Sequential(nn.BatchNorm1d(6 * stripes), nn.Linear(6 * stripes, hidden), nn.ReLU(inplace=True),
-                                  nn.Linear(hidden, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        mean = F.adaptive_avg_pool2d(x, (self.stripes, 1)).flatten(2)  # (N, 3, stripes)
-        spread = (F.adaptive_avg_pool2d(x * x, (self.stripes, 1)).flatten(2) - mean**2).clamp_min(1e-6).sqrt()
-        return self.head(torch.cat([mean, spread], 1).flatten(1))
-
-
-#: budget architectures, none of them one of the audit's unseen attackers (wu-2018 3.4)
-ARCHITECTURES = {
-    "mobilenet_v2": lambda k, w: MobileNetV2(num_classes=k, width_mult=w, dropout=0.0),
-    "shufflenet_v2": _shufflenet,
-    "mnasnet": lambda k, w: MNASNet(w, num_classes=k, dropout=0.0),
-    "colour_stripes": ColourStripes,
-}
-
-
-@dataclass
-class BudgetOptions:
-    models: int = 3  # M
-    architectures: tuple[str, ...] = ("mobilenet_v2", "shufflenet_v2", "mnasnet")  # cycled over the M models
-    width: float = 0.5  # model i has width * (1 + 0.5 * (i // len(architectures)))
-    crop_height: int = 96
-    crop_width: int = 48
-    warmup_steps: int = 0  # O trains without this adversary first, so the budget models start on a readable O(X)
-    restart_every: int = 100  # steps between restarts (round robin); 0: never
-    plateau_steps: int = 0  # restart a model whose mean CE over this many steps stopped falling; 0: off
-    plateau_tolerance: float = 0.01  # "stopped falling": by less than this fraction
-    accuracy_threshold: float = 0.7  # frozen-O training stops at this held-back accuracy...
-    patience: int = 2  # ...or after this many passes without a rise...
-    max_passes: int = 20  # ...or after this many passes over the crops
-    restart_batch: int = 32  # crops per step of frozen-O training (per process)
-    min_track: int = 8  # shorter ByteTrack tracks are not identities
-    train_fraction: float = 0.6  # earliest share of each track trains the models; the rest is held back
-    min_visible: float = 0.6  # a crop counts only if this share of its box is inside the random crop
-    identities_csv: str | None = None  # frame,x1,y1,x2,y2,identity rows instead of ByteTrack
-    heldout_every: int = 1  # epochs between held-back accuracy measurements for the log; 0: never
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> BudgetOptions:
-        data = dict(data or {})
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise VeilError(f"unknown budget option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        if "architectures" in data:
-            archs = data["architectures"]
-            data["architectures"] = tuple(archs.split(",") if isinstance(archs, str) else archs)
-            bad = [a for a in data["architectures"] if a not in ARCHITECTURES]
-            if bad:
-                raise VeilError(f"unknown budget architecture(s) {bad} (known: {', '.join(ARCHITECTURES)})")
-        options = cls(**data)
-        if options.models < 1:
-            raise VeilError("budget.models must be at least 1")
-        return options
-
-
-@dataclass
-class IdentityLabels:
-    """Pseudo-identity boxes per training frame: boxes (n, 4), identity (n,), train (n,) bool."""
-
-    boxes: list[torch.Tensor]
-    identity: list[torch.Tensor]
-    train: list[torch.Tensor]
-    num_classes: int
-
-
-def identity_labels(train_set, options: BudgetOptions) -> IdentityLabels:
-    """Pseudo-identities of the TRAIN split (ByteTrack, or the user's CSV), split by time."""
-    from veil.data.crops import CropSet
-    from veil.data.identities import build_identities, split_by_time
-
-    if options.identities_csv:
-        crops = split_by_time(_read_identity_csv(options.identities_csv, train_set, CropSet), options.train_fraction)
-        crops = crops.subset(crops.split != "")
-        _, crops.identity = np.unique(crops.identity, return_inverse=True)
-    else:
-        crops = build_identities(train_set, min_track=options.min_track, train_fraction=options.train_fraction)
-    n = len(train_set)
-    boxes = [torch.zeros(0, 4) for _ in range(n)]
-    ident = [torch.zeros(0, dtype=torch.long) for _ in range(n)]
-    train = [torch.zeros(0, dtype=torch.bool) for _ in range(n)]
-    for f in np.unique(crops.frame):
-        sel = crops.frame == f
-        boxes[f] = torch.as_tensor(crops.box[sel], dtype=torch.float32).reshape(-1, 4)
-        ident[f] = torch.as_tensor(crops.identity[sel], dtype=torch.long)
-        train[f] = torch.as_tensor(crops.split[sel] == "train")
-    num_classes = int(crops.identity.max()) + 1 if len(crops) else 0
-    if num_classes < 2:
-        raise VeilError("the budget adversary needs at least 2 pseudo-identities in the training split")
-    return IdentityLabels(boxes, ident, train, num_classes)
-
-
-def _read_identity_csv(path: str, train_set, crop_set_type):
-    position = {name: i for i, name in enumerate(train_set.names)}
-    times = {f["name"]: float(f["time"]) for f in train_set.manifest["frames"]}
-    rows = []
-    try:
-        with open(path, newline="") as fh:
-            for row in csv.DictReader(fh):
-                if row["frame"] in position:  # rows of other splits are ignored
-                    rows.append((position[row["frame"]], [float(row[k]) for k in ("x1", "y1", "x2", "y2")],
-                                 row["identity"], times.get(row["frame"], 0.0)))
-    except (OSError, KeyError, ValueError) as exc:
-        raise VeilError(f"cannot read identities CSV {path} (frame,x1,y1,x2,y2,identity): {exc}") from None
-    if not rows:
-        raise VeilError(f"identities CSV {path} has no row for a training frame")
-    _, ident = np.unique([r[2] for r in rows], return_inverse=True)
-    return crop_set_type(np.asarray([r[0] for r in rows]), np.asarray([r[1] for r in rows], np.float32), ident,
-                         np.full(len(rows), "", dtype="<U5"), np.asarray([r[3] for r in rows]))
-
-
-def negative_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of sum_c p_c log p_c (0 for a one-hot prediction, -log C for uniform)."""
-    logp = F.log_softmax(logits.float(), dim=1)
-    return (logp.exp() * logp).sum(1).mean()
-
-
-def ensemble_budget_loss(logits: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """wu-2018 eq. 3: the max over the ensemble of each model's negative entropy, and all of them."""
-    each = torch.stack([negative_entropy(lg) for lg in logits])
-    return each.max(), each
-
-
-def cut(images: torch.Tensor, boxes: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
-    """Differentiable crops of ``images`` at per-image xyxy ``boxes``, each resized to (h, w)."""
-    rois = torch.cat([torch.cat([torch.full((len(b), 1), float(i)), b.float()], 1) for i, b in enumerate(boxes)])
-    return roi_align(images.float(), rois.to(images.device), output_size=size, spatial_scale=1.0,
-                     sampling_ratio=2, aligned=True)
 
 
 @TRAINING_ADVERSARIES.register("budget")
