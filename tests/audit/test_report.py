@@ -18,7 +18,7 @@ TINY = dict(
     crop_size=(24, 48), epochs=2, patience=1, attackers=("hog_linear", "small_cnn"),
     baselines=("gaussian_blur", "detect_mask"), attribute_train_frames=10, max_attribute_train=64,
     max_attribute_test=48, ap_frames=3, unet_steps=5, unet_crop=48, unet_width=0.25, sweep_points=1,
-    calibration_steps=1, min_track=5, seeds=2, bootstrap=200,
+    calibration_steps=1, min_track=5, seeds=2, bootstrap=200, transfer=True,
 )
 
 
@@ -137,6 +137,23 @@ def test_verdict_speaks_in_intervals(audit):
     assert {"load", "labels", "attacks", "report", "total"} <= set(report.stage_seconds)
 
 
+def test_utility_is_measured_under_every_offline_detector(audit):
+    report, _ = audit
+    assert report.detectors == ["yolo", "hog"]
+    original = report.method("original")
+    # the originals against their own pseudo-labels: full AP under each detector, nobody lost or added
+    assert original.relative_ap_by_detector == {"yolo": pytest.approx(1.0), "hog": pytest.approx(1.0)}
+    assert original.utility["count_mae"] == 0 and original.utility["idf1"] == pytest.approx(1.0)
+    masked = report.method(report.matched("detect_mask"))
+    assert set(masked.relative_ap_by_detector) == {"yolo", "hog"}
+    assert masked.relative_ap_by_detector["yolo"] == pytest.approx(masked.relative_ap, abs=0.35)
+    for name, m in report.methods.items():
+        if m.kind == "reconstruction":
+            assert m.relative_ap_by_detector == {}  # an attack, not a deployable transform
+        else:
+            assert 0 <= m.utility["faces_original"] and m.utility["count_mae"] >= 0, name
+
+
 def test_report_html_renders_in_headless_chromium(audit):
     _, out = audit
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -155,7 +172,7 @@ def test_report_html_renders_in_headless_chromium(audit):
         assert f'id="attackers-table-{protocol}"' in dom
     assert dom.count("<svg") >= 2
     for table in ("verdict-table", "methods-table", "seeds-table", "budgets-table", "protocols-table",
-                  "chance-table", "sweep-table", "times-table"):
+                  "chance-table", "sweep-table", "times-table", "figures-table", "detectors-table"):
         assert f'id="{table}"' in dom
     assert "data:image/jpeg;base64," in dom  # the frame grid, inline
     assert "not distinguishable" in dom or "better" in dom or "worse" in dom

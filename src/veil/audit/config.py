@@ -45,6 +45,10 @@ class AuditConfig:
     # utility, reconstruction, sweep
     baselines: tuple[str, ...] | None = None  # None: every registered baseline
     ap_frames: int | None = 12  # evenly spaced test frames for person AP (None: all)
+    # utility beyond the trained-against detector (issue 17): relative AP under every offline
+    # detector, people-count error, ByteTrack agreement (IDF1) and CenterFace's face leak
+    transfer: bool = False
+    transfer_detectors: tuple[str, ...] = ("hog",)  # besides the audit's own detector
     unet_steps: int = 100
     unet_crop: int = 96
     unet_width: float = 0.5
@@ -68,12 +72,12 @@ PRESETS: dict[str, AuditConfig] = {
     "strong": AuditConfig(
         attackers=None, crop_size=(40, 80), epochs=None, patience=2, augment="flip+crop", seeds=3,
         attribute_train_frames=64, max_attribute_train=256, max_attribute_test=192, ap_frames=20,
-        unet_steps=300, sweep_points=0, compare_presets=("fast",)),
+        unet_steps=300, sweep_points=0, compare_presets=("fast",), transfer=True),
     "full": AuditConfig(
         attackers=None, crop_size=(64, 128), epochs=60, patience=5, augment="flip+crop", seeds=3,
         attribute_train_frames=None, max_attribute_train=3000, max_attribute_test=None, ap_frames=None,
         unet_steps=2000, unet_crop=128, unet_width=1.0, sweep_points=None, calibration_steps=10,
-        compare_presets=("fast", "strong")),
+        compare_presets=("fast", "strong"), transfer=True),
     "smoke": AuditConfig(
         attackers=("hog_linear", "small_cnn"), crop_size=(24, 48), epochs=2, min_track=5, attribute_train_frames=10,
         max_attribute_train=64, max_attribute_test=48, ap_frames=3, unet_steps=5, unet_crop=48, unet_width=0.25,

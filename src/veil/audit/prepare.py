@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -64,6 +64,8 @@ class Audit:
     #: them over folds, and caches each attacker fit under ``cache`` so a stopped run resumes
     raw: dict[str, dict[str, Predictions]] | None = None
     cache: Path | None = None
+    #: with ``config.transfer``: every detector utility is measured under, by name (the audit's own first)
+    detectors: dict[str, nn.Module] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -97,9 +99,35 @@ class Audit:
                               cache)
         if self.raw is not None and name:
             self.raw[name] = attacked.raw
+        by_detector, utility = self.transfer(frames) if config.transfer and kind != "reconstruction" else ({}, {})
         return MethodResult(kind=kind, strength=strength, person_ap=ap, relative_ap=ap / self.ap_original,
                             similarity_to_original=similarity, identity=attacked.identity,
-                            attributes=attacked.attributes)
+                            attributes=attacked.attributes, relative_ap_by_detector=by_detector, utility=utility)
+
+    def transfer(self, frames: torch.Tensor) -> tuple[dict[str, float], dict]:
+        """Utility that transfers, on one method's frames: relative AP under every detector (each
+        with its own pseudo-labels on the originals, on the AP frames), the people-count error and
+        CenterFace's face leak on the AP frames, and ByteTrack's agreement over the test split."""
+        from veil.evaluation.faces import face_leak
+        from veil.evaluation.tracking import tracking_agreement
+        from veil.evaluation.transfer import count_error, relative_ap_by_detector
+
+        with self.clock.stage("utility across detectors"):
+            ap_frames = frames[self.ap_positions]
+            by_detector = relative_ap_by_detector(self.ap_view.images, ap_frames, self.detectors)  # type: ignore[arg-type]
+            count = count_error(self.ap_view.images, ap_frames, self.detector)  # type: ignore[arg-type]
+            test = torch.as_tensor(self.frames.positions["test"])
+            tracks = tracking_agreement(self.frames.view.images[test], frames[test], self.detector,  # type: ignore[arg-type]
+                                        fps=self.fps)
+            faces = face_leak(self.ap_view.images, ap_frames)
+        utility = {"count_mae": count["mae"], "count_relative_error": count["relative_error"],
+                   "idf1": tracks.get("idf1"), "hota": tracks.get("hota"), "mota": tracks.get("mota"),
+                   "faces_original": faces["faces_original"], "faces_kept": faces["fraction_found_again"]}
+        return by_detector, utility
+
+    @property
+    def fps(self) -> float:
+        return float(self.frames.view.manifest.get("fps", 5.0))
 
 
 def _same_detector(detector, manifest: dict) -> bool:
@@ -137,6 +165,11 @@ def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: st
     ap_positions = torch.as_tensor(test_pos[evenly(len(test_pos), config.ap_frames)])
     audit = Audit(config, frames, identity, attributes, detector, ap_positions,
                   frames.view.subset(ap_positions.numpy()), _same_detector(detector, manifest), clock)
+    if config.transfer:
+        from veil.detectors import DETECTORS
+
+        audit.detectors = {getattr(detector, "name", "detector"): detector,
+                           **{n: DETECTORS.build(n) for n in config.transfer_detectors}}
     audit.ap_original = audit.person_ap(audit.ap_view.images)
     if not audit.ap_original > 0:
         raise VeilError("the detector finds no pseudo-labelled person on the original test frames (AP 0)")

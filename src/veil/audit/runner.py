@@ -111,7 +111,7 @@ def assemble(audit: Audit, dataset_dir, obfuscators: dict[str, nn.Module], info:
         chance=Chance(identity={p: IdentityChance.model_validate(t.description["chance"])
                                 for p, t in audit.identity.items()},
                       attributes=audit.attributes.chance()),
-        person_ap_original=audit.ap_original, same_detector=audit.same_detector,
+        person_ap_original=audit.ap_original, same_detector=audit.same_detector, detectors=list(audit.detectors),
         methods=merged.methods,
         reconstruction=per_obfuscator[first].reconstruction if first is not None else None,
         obfuscators=per_obfuscator, sweep_target=first if sweep else None,
