@@ -3,6 +3,7 @@ report.json, and report.html opened in headless Chromium."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -147,11 +148,13 @@ def test_utility_is_measured_under_every_offline_detector(audit):
     masked = report.method(report.matched("detect_mask"))
     assert set(masked.relative_ap_by_detector) == {"yolo", "hog"}
     assert masked.relative_ap_by_detector["yolo"] == pytest.approx(masked.relative_ap, abs=0.35)
+    faces = original.utility["faces_original"]  # every original face is found again on the originals
+    assert (original.utility["faces_kept"] == 1.0) if faces else math.isnan(original.utility["faces_kept"])
     for name, m in report.methods.items():
         if m.kind == "reconstruction":
-            assert m.relative_ap_by_detector == {}  # an attack, not a deployable transform
+            assert m.relative_ap_by_detector == {}, name  # an attack, not a deployable transform
         else:
-            assert 0 <= m.utility["faces_original"] and m.utility["count_mae"] >= 0, name
+            assert m.utility["faces_original"] == faces, name  # the same original frames for every method
 
 
 def test_report_html_renders_in_headless_chromium(audit):
