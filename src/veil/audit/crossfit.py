@@ -222,7 +222,24 @@ def pool_folds(reports: list[AuditReport], raws: list[dict], ap_frames: list[int
     chance = Chance(identity={p: d.chance for p, d in identity_labels.items()},
                     attributes={k: float(np.mean([r.chance.attributes[k] for r in reports]))
                                 for k in first.chance.attributes})
+    primary = config.protocols[0]
+    curves = {}
+    for baseline, curve in first.curves.items():
+        # fold 0's strengths (each fold calibrates its own), with the pooled figures where pooled
+        points = []
+        for point in curve.points:
+            if point.method in methods:
+                m = methods[point.method]
+                w = m.identity[primary].worst_case
+                points.append(point.model_copy(update={"relative_ap": m.relative_ap, "identity_worst_case": w.value,
+                                                       "identity_interval": w.interval}))
+        calibrated = curve.calibrated
+        if calibrated is not None:
+            calibrated = (calibrated.model_copy(update={"relative_ap": methods[calibrated.method].relative_ap})
+                          if calibrated.method in methods else None)
+        curves[baseline] = curve.model_copy(update={"points": points, "calibrated": calibrated})
     pooled = first.model_copy(update={
+        "curves": curves, "comparison": {},  # the cheaper presets' rows are per fold: see each fold's report
         "methods": methods, "labels": Labels(identity=identity_labels, attributes=attribute_labels),
         "chance": chance, "person_ap_original": float(np.average([r.person_ap_original for r in reports],
                                                                    weights=weights)),
