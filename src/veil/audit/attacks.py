@@ -68,10 +68,11 @@ def _fit_predict(name: str, kwargs: dict, task: str, train: tuple, validation: t
     attacker = ATTACKERS.build(name, **kwargs)
     attacker.fit(*train, task, validation=validation)
     budget = attacker.budget() if hasattr(attacker, "budget") else {}
-    scores = None
-    if task == "identity" and hasattr(attacker, "predict_scores"):
-        scores = Scores(attacker.predict_scores(x_test), attacker.predict_scores(train[0]), attacker.classes_)
-    return attacker.predict(x_test), budget, scores
+    if task != "identity":
+        return attacker.predict(x_test), budget, None
+    # predict is the argmax of the scores: compute the crops' features once
+    scores = Scores(attacker.predict_scores(x_test), attacker.predict_scores(train[0]), attacker.classes_)
+    return scores.classes[np.argmax(scores.test, axis=1)], budget, scores
 
 
 def _init_worker(threads: int) -> None:
