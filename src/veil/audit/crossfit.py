@@ -188,12 +188,21 @@ def _pooled_method(name: str, reports: list[AuditReport], raws: list[dict], weig
     identity = {p: summarise(pool([raw[name][p] for raw in raws]), config) for p in ms[0].identity}
     attributes = None
     if all("attributes" in raw[name] for raw in raws):
-        attributes = summarise(pool([raw[name]["attributes"] for raw in raws]), config)
+        # each fold keeps the attributes balanced on its own attacker-train labels: pool the common ones
+        kept = [r.labels.attributes.names for r in reports]
+        common = [a for a in kept[0] if all(a in k for k in kept)]
+        parts = [_columns(raw[name]["attributes"], [k.index(a) for a in common]) for raw, k in zip(raws, kept)]
+        attributes = summarise(pool(parts), config)
     similarity = {k: float(np.mean([m.similarity_to_original[k] for m in ms])) for k in ms[0].similarity_to_original}
     return MethodResult(kind=ms[0].kind, strength=ms[0].strength,
                         person_ap=float(np.average([m.person_ap for m in ms], weights=weights)),
                         relative_ap=float(np.average([m.relative_ap for m in ms], weights=weights)),
                         similarity_to_original=similarity, identity=identity, attributes=attributes)
+
+
+def _columns(p: Predictions, keep: list[int]) -> Predictions:
+    """Attribute predictions restricted to the attribute columns ``keep``."""
+    return replace(p, truth=p.truth[:, keep], pred={n: [x[:, keep] for x in runs] for n, runs in p.pred.items()})
 
 
 def pool_folds(reports: list[AuditReport], raws: list[dict], ap_frames: list[int], config: AuditConfig) -> AuditReport:
@@ -215,8 +224,11 @@ def pool_folds(reports: list[AuditReport], raws: list[dict], ap_frames: list[int
             chance=IdentityChance(majority=float(counts.max() / counts.sum()), uniform=1.0 / len(counts)),
             splits=["test of each fold"], time_gap_s=d.time_gap_s, folds=len(reports))
     a = [r.labels.attributes for r in reports]
+    common = [n for n in a[0].names if all(n in x.names for x in a)]
     attribute_labels = AttributeLabels(
-        source=a[0].source, names=a[0].names, dropped_as_unbalanced=a[0].dropped_as_unbalanced,
+        source=a[0].source, names=common,
+        dropped_as_unbalanced=sorted({d for x in a for d in x.dropped_as_unbalanced}
+                                     | ({n for x in a for n in x.names} - set(common))),
         train_crops=sum(x.train_crops for x in a), val_crops=sum(x.val_crops for x in a),
         test_crops=sum(x.test_crops for x in a), positive_rate=a[0].positive_rate)
     chance = Chance(identity={p: d.chance for p, d in identity_labels.items()},
