@@ -75,6 +75,8 @@ class EdgeStats:
     reconnects: int = 0  # to the server, after failed sends
     source_reconnects: int = 0  # to a live source, after it stopped delivering
     source_lost_since: float | None = None  # monotonic time the live source went quiet; None while it delivers
+    source_attempts: int = 0  # failed attempts to reopen it since then
+    source_backoff: float = 0.0  # seconds before the next attempt
     people: int | None = None
     latency_ms: float | None = None
     state: str = "starting"
@@ -84,8 +86,10 @@ class EdgeStats:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         people = "-" if self.people is None else self.people
         latency = "-" if self.latency_ms is None else f"{self.latency_ms:.0f} ms"
-        lost = self.source_lost_since
-        source = "" if lost is None else f" | source lost for {time.monotonic() - lost:.1f} s, reconnecting"
+        lost, source = self.source_lost_since, ""
+        if lost is not None:
+            source = (f" | source lost for {time.monotonic() - lost:.1f} s: {self.source_attempts} failed "
+                      f"attempt(s), next after {self.source_backoff:.1f} s")
         return (f"{self.state}{source} | captured {self.captured} sent {self.sent} dropped {self.dropped} "
                 f"rejected {self.rejected} | {self.sent / elapsed:.1f} fps | {latency} | people {people} "
                 f"| reconnects {self.reconnects} source {self.source_reconnects}")
@@ -253,19 +257,21 @@ class EdgeAgent:
     def _reopen(self) -> Stream | None:
         """Reopen the live source with backoff; None if told to stop; VeilError past ``retry_for``."""
         cfg = self.config
-        lost_at = self.stats.source_lost_since = time.monotonic()
+        stats = self.stats
+        stats.source_attempts, stats.source_backoff = 0, cfg.backoff_start
+        lost_at = stats.source_lost_since = time.monotonic()
         self.on_event(f"source lost: {self.source.name} stopped delivering frames; reconnecting")
-        delay = cfg.backoff_start
-        while not self.stop.wait(delay):
+        while not self.stop.wait(stats.source_backoff):
             try:
                 stream = open_stream(self.source)
             except VeilError as exc:
                 if cfg.retry_for is not None and time.monotonic() - lost_at > cfg.retry_for:
                     raise VeilError(f"gave up after {cfg.retry_for:g} s without the source: {exc}") from None
-                delay = min(delay * 2, cfg.backoff_max)
+                stats.source_attempts += 1
+                stats.source_backoff = min(stats.source_backoff * 2, cfg.backoff_max)
                 continue
-            self.stats.source_reconnects += 1
-            self.stats.source_lost_since = None
+            stats.source_reconnects += 1
+            stats.source_lost_since = None
             self.on_event(f"source back after {time.monotonic() - lost_at:.1f} s")
             return stream
         return None
