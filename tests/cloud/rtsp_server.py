@@ -5,7 +5,8 @@ Run with the *system* Python (``/usr/bin/python3``), which has ``python3-gi`` an
 
     /usr/bin/python3 tests/cloud/rtsp_server.py CLIP.mp4 PORT [PATH]
 
-serves ``rtsp://127.0.0.1:PORT/PATH`` (default ``/cam``) and prints ``ready`` once it listens.
+serves ``rtsp://127.0.0.1:PORT/PATH`` (default ``/cam``) and prints ``ready`` once it listens;
+``--check`` exits 0 only if every GStreamer element it needs is installed (``make system-deps``).
 Each client gets its own pipeline from the start of the file, played at the file's frame rate
 (the server's sinks sync to the clock, as a camera delivers frames in real time). The file
 must be H.264 in MP4 (``ffmpeg -c:v libx264``): it is sent as it is, never re-encoded.
@@ -20,10 +21,16 @@ gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402  (after require_version, as gi needs)
 
 
+ELEMENTS = ("filesrc", "qtdemux", "h264parse", "rtph264pay")  # core, -good, -bad, -good
+
+
 def main() -> None:
+    Gst.init(None)
+    if sys.argv[1:] == ["--check"]:
+        missing = [name for name in ELEMENTS if Gst.ElementFactory.find(name) is None]
+        sys.exit(f"missing GStreamer elements: {', '.join(missing)}" if missing else 0)
     clip, port = sys.argv[1], sys.argv[2]
     path = sys.argv[3] if len(sys.argv) > 3 else "/cam"
-    Gst.init(None)
     server = GstRtspServer.RTSPServer()
     server.set_address("127.0.0.1")
     server.set_service(port)
