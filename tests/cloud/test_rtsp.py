@@ -17,6 +17,7 @@ from tests.cloud.conftest import decode, free_port, mean_abs
 from tests.cloud.tls import make_certificates, run_tls_nginx
 from veil.data.sources import open_stream
 from veil.deployment.edge import EdgeAgent, EdgeConfig, load_obfuscator
+from veil.errors import VeilError
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's python3-gi lives here, not in the venv
 RTSP_SERVER = Path(__file__).with_name("rtsp_server.py")
@@ -130,3 +131,32 @@ def test_edge_pulls_rtsp_survives_a_camera_restart(server, tokens, onnx_obfuscat
         assert min(distance) < 4.0, min(distance)
         assert min(mean_abs(image, o) for o in originals) > 20
     assert "Traceback" not in server.log.read_text()
+
+
+def test_edge_gives_up_on_a_camera_gone_past_retry_for(server, tokens, onnx_obfuscator, h264_clip):
+    obfuscate, size = load_obfuscator(onnx_obfuscator, threads=1)
+    camera = RtspCamera(h264_clip, free_port())
+    camera.start()
+    config = EdgeConfig(source=camera.url, server=server.url, token=tokens[1]["cam2"], camera="cam2", size=size,
+                        backoff_start=0.1, backoff_max=0.5, retry_for=1.5)
+    agent = EdgeAgent(config, obfuscate)
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["stats"] = agent.run()
+        except VeilError as exc:
+            result["error"] = exc
+
+    runner = threading.Thread(target=run, daemon=True)
+    try:
+        runner.start()
+        wait_for(lambda: agent.stats.sent >= 1 or not runner.is_alive(), 60, "a first frame")
+        camera.kill()  # and never back
+        runner.join(30)
+    finally:
+        agent.stop.set()
+        runner.join(30)
+        camera.kill()
+    assert str(result.get("error")) == f"gave up after 1.5 s without the source: cannot open {camera.url}"
+    assert agent.stats.source_attempts >= 3 and agent.stats.sent >= 1
