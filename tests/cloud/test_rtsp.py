@@ -115,11 +115,12 @@ def test_edge_pulls_rtsp_survives_a_camera_restart(server, tokens, onnx_obfuscat
     assert len(source_events) == 2, events
     assert source_events[0] == f"source lost: {camera.url} stopped delivering frames; reconnecting"
     assert source_events[1].startswith("source back after ")
-    # The status line reported the outage, with backoff growing between attempts (0.2 -> 0.4 -> 0.8 -> 1 s).
+    # The status line reported the outage, with backoff growing between attempts (0.2 -> 0.4 -> 0.8 -> 1 s;
+    # it is sampled while the sender is idle, so the first steps may go unseen).
     outage = [line for line in statuses if "source lost for" in line]
     assert outage and "source lost" not in statuses[-1]
     waits = [float(w) for w in re.findall(r"next after ([\d.]+) s", " ".join(outage))]
-    assert waits[0] == 0.2 and max(waits) >= 0.8 and waits == sorted(waits)
+    assert waits == sorted(waits) and len(set(waits)) >= 2 and max(waits) >= 0.8 and max(waits) <= 1.0
     # What arrived is the obfuscated camera picture, never the raw one.
     originals = list(open_stream(h264_clip))
     obfuscated = [obfuscate(image) for image in originals]
