@@ -20,7 +20,6 @@ gi.require_version("Gst", "1.0")
 gi.require_version("GstRtspServer", "1.0")
 from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402  (after require_version, as gi needs)
 
-
 ELEMENTS = ("filesrc", "qtdemux", "h264parse", "rtph264pay")  # core, -good, -bad, -good
 
 
