@@ -22,12 +22,17 @@ demo: install
 	$(VENV)/bin/veil demo
 
 # Debian packages the tests use for real: Chromium (+ its WebDriver) renders the audit report and
-# the dashboard, nginx balances the service's workers, ffmpeg/ffprobe check audio and metadata.
-SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe
-SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg
+# the dashboard, nginx balances the service's workers and terminates TLS (openssl makes the test
+# certificates), ffmpeg/ffprobe check audio and metadata, and GStreamer's RTSP server (run by the
+# system python3-gi) plays an IP camera for veil edge.
+SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe openssl
+SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg openssl python3-gi gir1.2-gst-rtsp-server-1.0 \
+                gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+RTSP_CHECK   := /usr/bin/python3 tests/cloud/rtsp_server.py --check
 
 system-deps:
 	@missing=0; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; \
+	$(RTSP_CHECK) >/dev/null 2>&1 || missing=1; \
 	if [ $$missing = 1 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; fi
 
 test: install system-deps

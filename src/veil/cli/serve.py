@@ -108,7 +108,7 @@ def token_remove(camera: str = typer.Argument(...), tokens: Path = typer.Option(
 
 
 def edge(
-    source: str = typer.Option(..., help="Video file, webcam index (0) or stream URL (rtsp://...)."),
+    source: str = typer.Option(..., help="Video file, 'vtest', webcam index (0) or stream URL (rtsp://...)."),
     server: str = typer.Option(..., help="URL of 'veil serve', e.g. http://127.0.0.1:8000."),
     token: str = typer.Option("", envvar="VEIL_TOKEN", help="Camera token (or set VEIL_TOKEN).", show_default=False),
     camera: str = typer.Option("camera", help="Camera name the token was issued for."),
@@ -119,7 +119,10 @@ def edge(
     queue: int = typer.Option(8, help="Frames waiting to be sent; the oldest is dropped when full."),
     max_frames: int | None = typer.Option(None, min=1, help="Stop after this many frames."),
     realtime: bool = typer.Option(False, help="Pace a video file at its frame rate, dropping like a live camera."),
-    retry_for: float | None = typer.Option(None, min=0.0, help="Give up after this many seconds offline."),
+    retry_for: float | None = typer.Option(None, min=0.0, help="Give up after this many seconds offline "
+                                                                "(server or live source)."),
+    ca_file: Path | None = typer.Option(None, help="PEM CA certificate the https server's certificate must chain "
+                                                   "to (a private CA, or a self-signed certificate itself)."),
     threads: int | None = typer.Option(None, min=1, help="ONNX Runtime threads."),
 ) -> None:
     """Camera side: decode, obfuscate (ONNX Runtime), encode and stream to 'veil serve'."""
@@ -130,7 +133,8 @@ def edge(
     from veil.deployment.edge import EdgeAgent, EdgeConfig, check_config, load_obfuscator
 
     config = EdgeConfig(source=source, server=server, token=token, camera=camera, encoding=encoding, quality=quality,
-                        queue_size=queue, max_frames=max_frames, realtime=realtime, retry_for=retry_for)
+                        queue_size=queue, max_frames=max_frames, realtime=realtime, retry_for=retry_for,
+                        ca_file=str(ca_file) if ca_file else None)
     check_config(config)  # a bad URL or option fails before the model is loaded
     obfuscate, trained_size = load_obfuscator(str(obfuscator), threads=threads)
     config.size = parse_size(size) if size else trained_size
@@ -145,7 +149,8 @@ def edge(
             stats.state = "stopped"
     console.print(stats.line(), highlight=False)
     console.print(f"sent {stats.sent} obfuscated frames, dropped {stats.dropped} under back-pressure, "
-                  f"{stats.rejected} rejected, {stats.reconnects} reconnect(s)", highlight=False)
+                  f"{stats.rejected} rejected, {stats.reconnects} reconnect(s) to the server, "
+                  f"{stats.source_reconnects} to the source", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -22,8 +22,8 @@ import torch
 
 import veil
 from veil.data.manifest import require_dataset
-from veil.data.sources import resolve_source, sha256
-from veil.data.video import Frame, list_images, list_videos, read_image_folder, read_video, resize
+from veil.data.sources import list_images, list_videos, parse_source, sha256
+from veil.data.video import Frame, read_image_folder, read_video, resize
 from veil.detectors import FrozenDetector, Target
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
@@ -83,7 +83,11 @@ def prepare_dataset(
     out_dir = Path(out_dir)
     if out_dir.exists() and not overwrite:
         raise VeilError(f"{out_dir} already exists (pass --overwrite to replace it)")
-    src = resolve_source(source)
+    given = parse_source(source)
+    if given.path is None:  # a webcam or a stream: no end, no hash, nothing to split in time
+        raise VeilError(f"veil data prepare reads footage on disk (a video, a folder or 'vtest'), not the live "
+                        f"{given.name}: record it to a file first")
+    src = given.path
     conf = detector.pseudo_label_threshold if config.conf is None else config.conf
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))

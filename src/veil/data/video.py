@@ -1,4 +1,6 @@
-"""Reading frames from videos and image folders, with clear errors for bad input."""
+"""Frames for datasets: sampling a video, reading images, resizing, writing a video.
+
+Opening any source goes through :mod:`veil.data.sources`."""
 
 from __future__ import annotations
 
@@ -9,10 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from veil.data.sources import list_images, open_stream
 from veil.errors import VeilError
-
-VIDEO_SUFFIXES = {".avi", ".mp4", ".mov", ".mkv", ".m4v", ".webm", ".mpg", ".mpeg", ".wmv"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
 
 
 @dataclass(frozen=True)
@@ -45,43 +45,20 @@ def resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
 
 
-def _open(path: Path) -> cv2.VideoCapture:
-    if not path.is_file():
-        raise VeilError(f"video not found: {path}")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise VeilError(f"cannot decode video: {path}")
-    return cap
-
-
-def video_fps(path: Path) -> float:
-    cap = _open(path)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    cap.release()
-    return fps if fps and fps > 0 else 25.0
-
-
 def read_video(path: str | Path, fps: float | None = None) -> Iterator[Frame]:
-    """Yield RGB frames of ``path``, sampled at ``fps`` (all frames if None)."""
-    path = Path(path)
-    cap = _open(path)
-    native = cap.get(cv2.CAP_PROP_FPS) or 25.0
+    """Yield RGB frames of the video at ``path``, sampled at ``fps`` (all frames if None)."""
+    stream = open_stream(Path(path))  # a Path: always a file on disk, never a webcam or URL
+    native = stream.fps
     step = 1.0 if fps is None or fps >= native else native / fps
-    next_keep, index, count = 0.0, 0, 0
+    next_keep = 0.0
+    decoded = iter(stream)  # a generator; raises at its end if no frame could be decoded
     try:
-        while True:
-            ok, bgr = cap.read()
-            if not ok:
-                break
+        for index, image in enumerate(decoded):
             if index + 1e-9 >= next_keep:
-                yield Frame(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), str(path), index, index / native)
+                yield Frame(image, str(path), index, index / native)
                 next_keep += step
-                count += 1
-            index += 1
     finally:
-        cap.release()
-    if count == 0:
-        raise VeilError(f"no frames could be decoded from {path} (empty or corrupt video)")
+        decoded.close()  # a consumer that stops early releases the decoder now
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -90,14 +67,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if bgr is None:
         raise VeilError(f"cannot decode image: {path}")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
-def list_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def list_videos(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
 
 
 def read_image_folder(folder: Path, fps: float = 25.0) -> Iterator[Frame]:

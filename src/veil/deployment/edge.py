@@ -3,7 +3,8 @@
 Two threads and one bounded queue:
 
 - the *capture* thread decodes the source (a video file, a webcam index, or an RTSP/HTTP
-  URL, all through OpenCV), obfuscates each frame and encodes the result as JPEG or WebP;
+  URL, opened by :mod:`veil.data.sources`), obfuscates each frame and encodes the result as
+  JPEG or WebP;
 - the *sender* (the calling thread) POSTs each encoded frame to ``veil serve``.
 
 Only encoded *obfuscated* frames ever enter the queue, so the sender cannot send a raw
@@ -11,17 +12,19 @@ frame by mistake. A live source cannot wait for a slow network: when the queue i
 oldest frame is dropped (and counted). A file can wait, so by default its reader blocks
 instead and every frame is sent; ``realtime=True`` paces a file at its own frame rate and
 treats it as live. Network failures and 5xx answers are retried with exponential backoff
-on the same frame; a refused token ends the run with a clear error.
+on the same frame; a refused token or an untrusted TLS certificate ends the run with a clear
+error. A live source that stops delivering (a camera rebooting, an RTSP server restarting) is
+reopened with the same backoff while the status line reports the outage.
 """
 
 from __future__ import annotations
 
 import collections
-import re
+import ssl
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -29,6 +32,7 @@ from urllib.parse import quote, urlsplit
 import cv2
 import numpy as np
 
+from veil.data.sources import Stream, open_stream, parse_source
 from veil.data.video import resize
 from veil.errors import VeilError
 from veil.names import check_camera_name
@@ -36,7 +40,6 @@ from veil.names import check_camera_name
 Obfuscate = Callable[[np.ndarray], np.ndarray]
 ENCODINGS = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY, "image/jpeg"),
              "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY, "image/webp")}
-_URL_SOURCE = re.compile(r"^(rtsp|rtsps|rtmp|http|https|udp|tcp)://", re.IGNORECASE)
 
 
 @dataclass
@@ -56,7 +59,8 @@ class EdgeConfig:
     timeout: float = 10.0
     backoff_start: float = 0.25
     backoff_max: float = 8.0
-    retry_for: float | None = None  # give up after this many seconds without a successful send
+    retry_for: float | None = None  # give up after this many seconds without the server, or without the source
+    ca_file: str | None = None  # PEM CA certificate(s) the https server's certificate must chain to
 
 
 @dataclass
@@ -68,7 +72,11 @@ class EdgeStats:
     dropped: int = 0
     rejected: int = 0
     retries: int = 0
-    reconnects: int = 0
+    reconnects: int = 0  # to the server, after failed sends
+    source_reconnects: int = 0  # to a live source, after it stopped delivering
+    source_lost_since: float | None = None  # monotonic time the live source went quiet; None while it delivers
+    source_attempts: int = 0  # failed attempts to reopen it since then
+    source_backoff: float = 0.0  # seconds before the next attempt
     people: int | None = None
     latency_ms: float | None = None
     state: str = "starting"
@@ -78,9 +86,13 @@ class EdgeStats:
         elapsed = max(time.monotonic() - self.started, 1e-9)
         people = "-" if self.people is None else self.people
         latency = "-" if self.latency_ms is None else f"{self.latency_ms:.0f} ms"
-        return (f"{self.state} | captured {self.captured} sent {self.sent} dropped {self.dropped} "
+        lost, source = self.source_lost_since, ""
+        if lost is not None:
+            source = (f" | source lost for {time.monotonic() - lost:.1f} s: {self.source_attempts} failed "
+                      f"attempt(s), next after {self.source_backoff:.1f} s")
+        return (f"{self.state}{source} | captured {self.captured} sent {self.sent} dropped {self.dropped} "
                 f"rejected {self.rejected} | {self.sent / elapsed:.1f} fps | {latency} | people {people} "
-                f"| reconnects {self.reconnects}")
+                f"| reconnects {self.reconnects} source {self.source_reconnects}")
 
 
 class DropOldestQueue:
@@ -129,42 +141,6 @@ class DropOldestQueue:
             return self._closed and not self._items
 
 
-def is_live(source: str) -> bool:
-    """A webcam index or a stream URL (as opposed to a video file)."""
-    return source.isdigit() or bool(_URL_SOURCE.match(source))
-
-
-def open_source(source: str) -> cv2.VideoCapture:
-    """An opened OpenCV capture of ``source``; VeilError if nothing can be read from it."""
-    if source.isdigit():
-        capture = cv2.VideoCapture(int(source))
-    elif _URL_SOURCE.match(source):
-        capture = cv2.VideoCapture(source, cv2.CAP_FFMPEG)
-    else:
-        if not Path(source).is_file():
-            raise VeilError(f"source not found: {source}")
-        capture = cv2.VideoCapture(source)
-    if not capture.isOpened():
-        capture.release()
-        raise VeilError(f"cannot open source {source!r} (not a readable video, webcam or stream)")
-    return capture
-
-
-def frames(capture: cv2.VideoCapture, realtime: bool) -> Iterator[np.ndarray]:
-    """RGB frames from an opened capture; with ``realtime``, no faster than its frame rate."""
-    fps = capture.get(cv2.CAP_PROP_FPS) or 0.0
-    period = 1.0 / fps if realtime and 0 < fps < 1000 else 0.0
-    next_at = time.monotonic()
-    while True:
-        ok, bgr = capture.read()
-        if not ok:
-            return
-        if period:
-            next_at += period
-            time.sleep(max(0.0, next_at - time.monotonic()))
-        yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-
-
 def encode(image: np.ndarray, encoding: str, quality: int) -> bytes:
     """``image`` (RGB uint8) as JPEG or WebP bytes."""
     suffix, flag, _ = ENCODINGS[encoding]
@@ -183,12 +159,39 @@ def check_config(config: EdgeConfig) -> str:
     url = urlsplit(config.server)
     if url.scheme not in ("http", "https") or not url.hostname:
         raise VeilError(f"--server must be an http(s) URL like http://127.0.0.1:8000, got {config.server!r}")
-    if not is_live(config.source) and not Path(config.source).is_file():
-        raise VeilError(f"source not found: {config.source} (a video file, a webcam index, or an rtsp:// URL)")
+    tls_verify(config)
+    if parse_source(config.source).kind == "folder":
+        raise VeilError(f"veil edge streams one source, not the folder {config.source} "
+                        "(a video file, a webcam index, or an rtsp:// URL)")
     if not config.token:
         raise VeilError("no camera token: pass --token or set VEIL_TOKEN (from 'veil serve token add')")
     check_camera_name(config.camera)
     return f"{config.server.rstrip('/')}/v1/cameras/{quote(config.camera)}/frames"
+
+
+def tls_verify(config: EdgeConfig) -> ssl.SSLContext | bool:
+    """How the server's certificate is checked: against ``ca_file`` only, or the system's CAs."""
+    if config.ca_file is None:
+        return True
+    if urlsplit(config.server).scheme != "https":
+        raise VeilError(f"--ca-file verifies an https:// server, but --server is {config.server}")
+    if not Path(config.ca_file).is_file():
+        raise VeilError(f"--ca-file not found: {config.ca_file}")
+    try:
+        # With a cafile, the context trusts that file alone: a certificate from any other CA fails.
+        return ssl.create_default_context(cafile=config.ca_file)
+    except (ssl.SSLError, ValueError) as exc:
+        raise VeilError(f"--ca-file {config.ca_file} holds no PEM certificate ({exc})") from None
+
+
+def _certificate_problem(exc: BaseException) -> str | None:
+    """Why TLS verification failed, if that is what ``exc`` (an httpx error) came from."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return cause.verify_message or str(cause)
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class EdgeAgent:
@@ -203,34 +206,75 @@ class EdgeAgent:
         self.stats = EdgeStats()
         self.on_status = on_status or (lambda _: None)
         self.on_event = on_event or (lambda _: None)
+        self.source = parse_source(config.source)
+        self.verify = tls_verify(config)
         self.queue = DropOldestQueue(config.queue_size)
         self.stop = threading.Event()
         self._error: BaseException | None = None
 
     # -- capture thread -------------------------------------------------------------
-    def _capture(self, capture: cv2.VideoCapture) -> None:
+    def _capture(self, stream: Stream) -> None:
         cfg = self.config
-        drop = is_live(cfg.source) or cfg.realtime
-        reported = 0
+        drop = stream.live or cfg.realtime  # a camera cannot wait for the network
+        period = 1.0 / stream.fps if cfg.realtime and not stream.live else 0.0
+        index, reported = 0, 0  # index: frames taken over the whole run, across reconnects
+        current: Stream | None = stream
         try:
-            for index, frame in enumerate(frames(capture, cfg.realtime and not is_live(cfg.source))):
-                if self.stop.is_set() or (cfg.max_frames is not None and index >= cfg.max_frames):
-                    break
-                if cfg.size is not None:
-                    frame = resize(frame, cfg.size)
-                obfuscated = self.obfuscate(frame)
-                del frame  # from here on only the obfuscated frame exists
-                body = encode(obfuscated, cfg.encoding, cfg.quality)
-                self.stats.captured += 1
-                self.stats.dropped += self.queue.put((index, body), block=not drop, stop=self.stop)
-                if self.stats.dropped > reported and (self.stats.dropped - reported >= 10 or reported == 0):
-                    self.on_event(f"back-pressure: dropped {self.stats.dropped} oldest frame(s) so far")
-                    reported = self.stats.dropped
+            while current is not None:
+                next_at = time.monotonic()
+                while not self.stop.is_set() and (cfg.max_frames is None or index < cfg.max_frames):
+                    frame = current.read()
+                    if frame is None:
+                        break
+                    if period:
+                        next_at += period
+                        time.sleep(max(0.0, next_at - time.monotonic()))
+                    if cfg.size is not None:
+                        frame = resize(frame, cfg.size)
+                    obfuscated = self.obfuscate(frame)
+                    del frame  # from here on only the obfuscated frame exists
+                    body = encode(obfuscated, cfg.encoding, cfg.quality)
+                    self.stats.captured += 1
+                    self.stats.dropped += self.queue.put((index, body), block=not drop, stop=self.stop)
+                    index += 1
+                    if self.stats.dropped > reported and (self.stats.dropped - reported >= 10 or reported == 0):
+                        self.on_event(f"back-pressure: dropped {self.stats.dropped} oldest frame(s) so far")
+                        reported = self.stats.dropped
+                current.close()
+                if index == 0 and not current.live:
+                    raise VeilError(f"no frames could be decoded from {current.name} (empty or corrupt video)")
+                finished = self.stop.is_set() or (cfg.max_frames is not None and index >= cfg.max_frames)
+                # A file's end is the end of the run; a live source that ends is an outage.
+                current = self._reopen() if current.live and not finished else None
         except BaseException as exc:  # noqa: BLE001  handed to the main thread, which re-raises it
             self._error = exc
         finally:
-            capture.release()
+            if current is not None:
+                current.close()
+            self.stats.source_lost_since = None
             self.queue.close()
+
+    def _reopen(self) -> Stream | None:
+        """Reopen the live source with backoff; None if told to stop; VeilError past ``retry_for``."""
+        cfg = self.config
+        stats = self.stats
+        stats.source_attempts, stats.source_backoff = 0, cfg.backoff_start
+        lost_at = stats.source_lost_since = time.monotonic()
+        self.on_event(f"source lost: {self.source.name} stopped delivering frames; reconnecting")
+        while not self.stop.wait(stats.source_backoff):
+            try:
+                stream = open_stream(self.source)
+            except VeilError as exc:
+                if cfg.retry_for is not None and time.monotonic() - lost_at > cfg.retry_for:
+                    raise VeilError(f"gave up after {cfg.retry_for:g} s without the source: {exc}") from None
+                stats.source_attempts += 1
+                stats.source_backoff = min(stats.source_backoff * 2, cfg.backoff_max)
+                continue
+            stats.source_reconnects += 1
+            stats.source_lost_since = None
+            self.on_event(f"source back after {time.monotonic() - lost_at:.1f} s")
+            return stream
+        return None
 
     # -- sender -----------------------------------------------------------------------
     def _send(self, client, index: int, body: bytes) -> bool:
@@ -246,6 +290,10 @@ class EdgeAgent:
             try:
                 response = client.post(self.url, content=body, headers=headers)
             except httpx.TransportError as exc:
+                if (why := _certificate_problem(exc)) is not None:  # not transient: retrying cannot help
+                    trust = (f"against --ca-file {cfg.ca_file}" if cfg.ca_file else
+                             "(a private CA or a self-signed certificate: pass its certificate with --ca-file)")
+                    raise VeilError(f"the TLS certificate of {cfg.server} failed verification: {why} {trust}") from None
                 problem = f"cannot reach {cfg.server} ({type(exc).__name__})"
             else:
                 if response.status_code == 200:
@@ -280,12 +328,12 @@ class EdgeAgent:
     def run(self) -> EdgeStats:
         import httpx
 
-        capture = open_source(self.config.source)
-        reader = threading.Thread(target=self._capture, args=(capture,), name="veil-edge-capture", daemon=True)
+        stream = open_stream(self.source)  # a source that cannot be opened at all is an error, not an outage
+        reader = threading.Thread(target=self._capture, args=(stream,), name="veil-edge-capture", daemon=True)
         reader.start()
         self.stats.state = "connecting"
         try:
-            with httpx.Client(timeout=self.config.timeout) as client:
+            with httpx.Client(timeout=self.config.timeout, verify=self.verify) as client:
                 while not self.queue.drained:
                     item = self.queue.get()
                     if item is None:

@@ -1,8 +1,9 @@
 """``veil obfuscate``: run a trained obfuscator over footage.
 
-Sources: a video file (video out), a folder (searched recursively; its images and videos
-come out under the same relative names in the output folder), a webcam index such as
-``0`` or a stream URL (RTSP, HTTP...: video out; stop with Ctrl-C or ``max_frames``).
+Sources (classified by :func:`veil.data.sources.parse_source`): a video file or ``vtest``
+(video out), a folder (searched recursively; its images and videos come out under the same
+relative names in the output folder), a webcam index such as ``0`` or a stream URL (RTSP,
+HTTP...: video out; stop with Ctrl-C or ``max_frames``).
 
 Frames are resized to the size the obfuscator was trained at (the detector's scale), then
 obfuscated. A temporal obfuscator sees each video frame with the frames before it (the first
@@ -27,11 +28,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from veil.data.video import IMAGE_SUFFIXES, VIDEO_SUFFIXES, read_image, resize, write_video
+from veil.data.sources import IMAGE_SUFFIXES, VIDEO_SUFFIXES, Stream, folder_media, open_stream, parse_source
+from veil.data.video import read_image, resize, write_video
 from veil.deployment.audio import AUDIO_WARNING, mux_audio
 from veil.deployment.outputs import check_folder_targets, check_output, publish, staged_folder
 from veil.deployment.runtime import ClipWindow
-from veil.deployment.sources import Stream, is_live, open_stream
 from veil.errors import VeilError
 from veil.io import atomic_path
 from veil.obfuscators.base import clip_length
@@ -99,21 +100,18 @@ def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Pa
     output = Path(output)
     if max_frames is not None and max_frames < 1:
         raise VeilError(f"--max-frames must be at least 1, got {max_frames}")
-    live = is_live(str(source))
-    path = None if live else Path(source)
-    if path is not None and path.is_dir():
-        media = _folder_media(path)
+    given = parse_source(source)  # the one rule for files, folders, webcams and streams
+    path = given.path  # None for a webcam or a stream
+    if path is not None and given.kind == "folder":
+        media = folder_media(path)
         check_output(path, output, folder=True, overwrite=overwrite)
         obfuscator, size = _load(checkpoint)
         if keep_audio and warn:
             warn(AUDIO_WARNING)
         return _obfuscate_folder(obfuscator, size, path, media, output, progress, keep_audio)
-    if path is not None:
-        if not path.is_file():
-            raise VeilError(f"input not found: {path}")
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            raise VeilError("pass a folder of images, or a video file")
-    elif keep_audio:
+    if path is not None and path.suffix.lower() in IMAGE_SUFFIXES:
+        raise VeilError("pass a folder of images, or a video file")
+    if given.live and keep_audio:
         raise VeilError("--keep-audio works on video files and folders, not on webcams or streams")
     if output.suffix.lower() not in WRITABLE_VIDEO:
         raise VeilError(f"output of a video must be a video file ({', '.join(sorted(WRITABLE_VIDEO))}), got {output}")
@@ -121,7 +119,7 @@ def obfuscate_media(checkpoint: str | Path, source: str | Path, output: str | Pa
     obfuscator, size = _load(checkpoint)
     if keep_audio and warn:
         warn(AUDIO_WARNING)
-    stream = open_stream(str(source) if live else path)  # type: ignore[arg-type]
+    stream = open_stream(given)
     total = len(frames) if frames is not None else stream.total
     if max_frames is not None:
         total = min(total, max_frames) if total is not None else max_frames
@@ -172,18 +170,6 @@ def _stop_on_interrupt() -> Iterator[Callable[[], bool]]:
         yield stop.is_set
     finally:
         signal.signal(signal.SIGINT, previous)
-
-
-def _folder_media(source: Path) -> list[Path]:
-    """Images and videos under ``source``, recursively, skipping hidden files and folders."""
-    media = sorted(
-        p for p in source.rglob("*")
-        if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES and p.is_file()
-        and not any(part.startswith(".") for part in p.relative_to(source).parts)
-    )
-    if not media:
-        raise VeilError(f"no images or videos found in {source}")
-    return media
 
 
 def _mirrored(relative: Path) -> str:
