@@ -25,9 +25,8 @@ def test_results_readme_is_current():
 def test_results_index_reads_figures_from_the_json_and_refuses_a_missing_path(tmp_path):
     results = tmp_path / "results"
     (results / "run").mkdir(parents=True)
-    (results / "run.json").write_text(json.dumps({"runs": {"A": {"relative_ap": 0.912345,
-                                                                  "identity_reid": {"value": 0.4, "interval": [0.2, 0.6]}}},
-                                                  "speed_ms": 12.0}))
+    row = {"relative_ap": 0.912345, "identity_reid": {"value": 0.4, "interval": [0.2, 0.6]}}
+    (results / "run.json").write_text(json.dumps({"runs": {"A": row}, "speed_ms": 12.0}))
     (results / "new.json").write_text(json.dumps({"throughput_fps": 7.25, "nested": {"p95_ms": 606.4}}))
     notes = tmp_path / "notes.yaml"
     notes.write_text("run:\n  title: A run\n  about: 'took {{speed_ms}} ms'\n")
