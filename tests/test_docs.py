@@ -27,14 +27,14 @@ def test_results_index_reads_figures_from_the_json_and_refuses_a_missing_path(tm
     (results / "run").mkdir(parents=True)
     row = {"relative_ap": 0.912345, "identity_reid": {"value": 0.4, "interval": [0.2, 0.6]}}
     (results / "run.json").write_text(json.dumps({"runs": {"A": row}, "speed_ms": 12.0}))
-    (results / "new.json").write_text(json.dumps({"throughput_fps": 7.25, "nested": {"p95_ms": 606.4}}))
+    (results / "new.json").write_text(json.dumps({"throughput_fps": 7.31, "nested": {"p95_ms": 606.4}}))
     notes = tmp_path / "notes.yaml"
     notes.write_text("run:\n  title: A run\n  about: 'took {{speed_ms}} ms'\n")
     text = results_index.render(results, notes)
     assert "took 12.0 ms" in text
     assert "| A | 0.912 | 0.400 [0.20, 0.60] |" in text
     # an unknown file still gets a section with its top-level figures
-    assert "`throughput_fps`: 7.250" in text and "`nested.p95_ms`: 606.4" in text
+    assert "`throughput_fps`: 7.3" in text and "`nested.p95_ms`: 606.4" in text
     assert results_index.main(["--results", str(results), "--notes", str(notes)]) == 0
     assert results_index.main(["--check", "--results", str(results), "--notes", str(notes)]) == 0
     (results / "run.json").write_text(json.dumps({"speed_ms": 13.0}))
