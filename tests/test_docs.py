@@ -83,3 +83,13 @@ def test_docs_site_builds_strictly(tmp_path):
     # the API reference was rendered from the docstrings, and the measured results were published
     assert 'id="veil.audit' in (site / "reference" / "audit" / "index.html").read_text()
     assert (site / "results" / "cpu-525-3seeds.json").is_file()
+
+
+@pytest.mark.parametrize("page", ["README.md", "CONTRIBUTING.md"])
+def test_every_relative_link_of_the_top_level_pages_exists(page):
+    text = (ROOT / page).read_text()
+    links = [target.split("#")[0] for target in re.findall(r"\]\(([^)\s]+)\)", text)
+             if not target.startswith(("http://", "https://", "#"))]
+    assert links
+    missing = [link for link in links if not (ROOT / link).exists()]
+    assert not missing, f"{page} links files that are not there: {missing}"
