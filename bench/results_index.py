@@ -251,6 +251,29 @@ def named_rows(data: dict) -> dict[str, dict]:
     return {}
 
 
+def pair_counts(data: dict) -> list[str]:
+    """How the pairwise verdicts of a result JSON (``pairs`` / ``verdict_pairs``) came out, per figure."""
+    for key in ("pairs", "verdict_pairs"):
+        pairs = data.get(key)
+        if not (isinstance(pairs, list) and pairs and all(isinstance(p, dict) for p in pairs)):
+            continue
+        counts: dict[str, dict[str, int]] = {}
+        for pair in pairs:
+            identity = pair.get("identity")
+            outcomes = {f"identity {k}": v for k, v in identity.items()} if isinstance(identity, dict) else {}
+            if isinstance(pair.get("attributes"), str):
+                outcomes["attributes"] = pair["attributes"]
+            for figure, outcome in outcomes.items():
+                if isinstance(outcome, str):
+                    counts.setdefault(figure, {}).setdefault(outcome, 0)
+                    counts[figure][outcome] += 1
+        if counts:
+            parts = [f"{figure}: " + ", ".join(f"{n} {outcome}" for outcome, n in sorted(c.items()))
+                     for figure, c in counts.items()]
+            return [f"Pairwise verdicts over the {len(pairs)} pairs of `{key}`: " + "; ".join(parts) + ".", ""]
+    return []
+
+
 def scalar_figures(data: Any, prefix: str = "", depth: int = 0, limit: int = 24) -> list[tuple[str, Any]]:
     """Top-level scalars (and one level below) of an unknown result file: its figures, generically."""
     out: list[tuple[str, Any]] = []
@@ -324,6 +347,7 @@ def section(name: str, files: dict[str, Path], note: dict | None, results: Path)
         if table:
             known_shape = True
             lines += [f"From `{files['json'].name}`:", "", *table, ""]
+        lines += pair_counts(sources["json"])
     if isinstance(sources.get("report"), dict) and sources["report"].get("methods"):
         known_shape = True
         report = sources["report"]
