@@ -162,7 +162,7 @@ def _protocols(report: dict) -> list[str]:
     if isinstance(protocols, list) and protocols:
         return [str(p) for p in protocols]
     for method in report.get("methods", {}).values():
-        identity = method.get("identity") or {}
+        identity = (method.get("identity") or {}) if isinstance(method, dict) else {}
         if "worst_case" in identity:  # the first reports: one identity task
             return []
         return sorted(k for k, v in identity.items() if isinstance(v, dict) and "worst_case" in v)
@@ -176,6 +176,8 @@ def report_table(report: dict) -> list[str]:
     lines = ["| method | kind | relative AP | " + " | ".join(columns) + " | mA |",
              "|---|---|---|" + "---|" * len(columns) + "---|"]
     for name, method in report.get("methods", {}).items():
+        if not isinstance(method, dict):
+            continue
         identity = method.get("identity") or {}
         cells = ([_cell((identity.get(p) or {}).get("worst_case")) for p in protocols] if protocols
                  else [_cell(identity.get("worst_case"))])
@@ -348,7 +350,7 @@ def section(name: str, files: dict[str, Path], note: dict | None, results: Path)
             known_shape = True
             lines += [f"From `{files['json'].name}`:", "", *table, ""]
         lines += pair_counts(sources["json"])
-    if isinstance(sources.get("report"), dict) and sources["report"].get("methods"):
+    if isinstance(sources.get("report"), dict) and isinstance(sources["report"].get("methods"), dict):
         known_shape = True
         report = sources["report"]
         facts = [f"preset `{report.get('preset', '?')}`"]

@@ -28,6 +28,9 @@ def test_results_index_reads_figures_from_the_json_and_refuses_a_missing_path(tm
     row = {"relative_ap": 0.912345, "identity_reid": {"value": 0.4, "interval": [0.2, 0.6]}}
     (results / "run.json").write_text(json.dumps({"runs": {"A": row}, "speed_ms": 12.0}))
     (results / "new.json").write_text(json.dumps({"throughput_fps": 7.31, "nested": {"p95_ms": 606.4}}))
+    (results / "odd.json").write_text(json.dumps([1, 2, 3]))  # shapes the generator does not know still pass
+    (results / "other").mkdir()
+    (results / "other" / "report.json").write_text(json.dumps({"methods": ["not", "a", "dict"]}))
     notes = tmp_path / "notes.yaml"
     notes.write_text("run:\n  title: A run\n  about: 'took {{speed_ms}} ms'\n")
     text = results_index.render(results, notes)
