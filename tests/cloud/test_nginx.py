@@ -15,7 +15,7 @@ def test_nginx_balances_two_stateless_workers(server, tokens, clip, onnx_obfusca
     obfuscate, _ = load_obfuscator(onnx_obfuscator, threads=1)
     bodies = [encode(obfuscate(f), "jpeg", 85) for f in clip_frames(clip)[:8]]
     # A second worker process sharing the first one's tokens and state folder.
-    second = Server(tokens[0], server.state_dir, tmp_path / "serve2.log").start()
+    second = Server(tokens[0], tmp_path / "serve2.log").start()
     try:
         with run_nginx(free_port(), [f"127.0.0.1:{server.port}", f"127.0.0.1:{second.port}"]) as url:
             headers = {"Authorization": f"Bearer {tokens[1]['lb']}", "Content-Type": "image/jpeg"}
@@ -29,9 +29,10 @@ def test_nginx_balances_two_stateless_workers(server, tokens, clip, onnx_obfusca
             workers = {r.json()["worker"] for r in responses}
             assert len(workers) == 2, workers  # both workers served requests
             # Whichever worker answers, the dashboard's data covers every frame (shared state).
+            viewer = {"Authorization": f"Bearer {tokens[1]['viewer-all']}"}
             for _ in range(4):
-                summary = {c["camera"]: c for c in httpx.get(f"{url}/v1/cameras", timeout=30).json()}
+                summary = {c["camera"]: c for c in httpx.get(f"{url}/v1/cameras", headers=viewer, timeout=30).json()}
                 assert summary["lb"]["frames"] == len(bodies)
-                assert len(httpx.get(f"{url}/v1/cameras/lb/history", timeout=30).json()) == len(bodies)
+                assert len(httpx.get(f"{url}/v1/cameras/lb/history", headers=viewer, timeout=30).json()) == len(bodies)
     finally:
         second.stop()
