@@ -112,9 +112,13 @@ async function update(summary) {
   parts.meta.textContent = `${latest.frames} frames, last ${new Date(latest.ts * 1000).toLocaleTimeString()}`;
 }
 
+function setLive(value) {
+  live = value;
+  document.body.dataset.mode = live ? "live" : "polling";
+}
+
 function updated(count) {
   status(`${count} camera(s), updated ${new Date().toLocaleTimeString()} (${live ? "live" : "polling"})`);
-  document.body.dataset.mode = live ? "live" : "polling";
 }
 
 async function refresh() {
@@ -147,7 +151,7 @@ async function stream(mine) {
         return;
       }
       if (!response.ok || !response.body) throw new Error(`stream: ${response.status}`);
-      live = true;
+      setLive(true);
       updated(cards.size);
       const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
       let buffer = "";
@@ -168,7 +172,7 @@ async function stream(mine) {
         return;
       }
     }
-    live = false; // the poller takes over until the stream is back
+    setLive(false); // the poller takes over until the stream is back
     await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
   }
 }
@@ -200,7 +204,7 @@ function start() {
 
 function signOut(reason) {
   session += 1;
-  live = false;
+  setLive(false);
   token = null;
   sessionStorage.removeItem(KEY);
   for (const parts of cards.values()) parts.root.remove();
