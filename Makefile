@@ -18,9 +18,11 @@ demo: install
 	$(VENV)/bin/veil demo
 
 # Debian packages the tests use for real: Chromium (+ its WebDriver) renders the audit report and
-# the dashboard, nginx balances the service's workers, ffmpeg/ffprobe check audio and metadata.
-SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe
-SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg
+# the dashboard, nginx balances the service's workers, ffmpeg/ffprobe check audio and metadata,
+# PostgreSQL (its binaries under /usr/lib/postgresql/*/bin; pg_ctlcluster marks the package) holds the
+# state that several `veil serve` hosts share.
+SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe pg_ctlcluster
+SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg postgresql
 
 system-deps:
 	@missing=0; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; \
