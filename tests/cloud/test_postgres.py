@@ -117,6 +117,22 @@ def test_database_restart_costs_retries_not_errors(pg, hosts, jpegs):
     assert set(acked) <= set(SharedState(pg.url).frame_ids("street"))
 
 
+def test_cameras_ride_out_a_host_kill_and_a_database_restart(pg, hosts, jpegs):
+    """A seeded slice of bench/bench_service_faults.py: kill -9 host B, restart PostgreSQL, lose nothing."""
+    from bench.bench_service_faults import run_load, summary
+
+    _, b, url, _ = hosts
+    state = SharedState(pg.url)
+    cams = {name: (issue_token(state, "camera", [name])[1], jpegs) for name in ("avenue", "square")}
+    faults = [(1.5, "SIGKILL host B", b.kill), (3.5, "restart PostgreSQL", pg.restart)]
+    load, log = run_load(url, cams, fps=2.0, duration=6.0, faults=faults, give_up=60.0)
+    result = summary(load, {name: state.frame_ids(name) for name in cams}, 6.0)
+    assert [f["fault"] for f in log] == ["SIGKILL host B", "restart PostgreSQL"]
+    assert result["frames"] == result["acknowledged"] == 24, result  # every frame retried until acknowledged
+    assert result["records_lost"] == 0 and not result["client_errors_reported"] and result["gave_up"] == 0
+    assert set(result["failed_attempts_by_status"]) <= {"0", "502", "503", "504"}  # never a 500
+
+
 def test_sqlite_state_from_before_tokens_is_migrated(tmp_path):
     """A v1 state file (single-host SQLite, no token tables) opens with its data and gains the new schema."""
     db = sqlite3.connect(tmp_path / "state.sqlite")
