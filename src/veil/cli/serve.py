@@ -58,6 +58,9 @@ def serve(
     auth_fail_limit: int = typer.Option(20, min=1, help="Failed authentications per client before 429."),
     auth_fail_window: float = typer.Option(60.0, min=1.0, help="... within this many seconds."),
     sweep_interval: float = typer.Option(30.0, min=0.1, help="Seconds between retention sweeps."),
+    forwarded_allow_ips: str = typer.Option("127.0.0.1", help="Proxies (comma-separated addresses) whose "
+                                            "X-Forwarded-For names the client, for the failed-auth limit "
+                                            "and the access log."),
 ) -> None:
     """Serve the detector over HTTP: POST /v1/cameras/CAMERA/frames; dashboard at /."""
     if ctx.invoked_subcommand is not None:
@@ -101,10 +104,12 @@ def serve(
         # the temporary folders above are removed.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         with contextlib.suppress(KeyboardInterrupt):
-            # proxy_headers: behind nginx on this host the client address (for the failed-auth limit and
-            # the access log) is X-Forwarded-For, trusted only from 127.0.0.1 (FORWARDED_ALLOW_IPS to change).
+            # proxy_headers: behind nginx the client address (for the failed-auth limit and the access log)
+            # is X-Forwarded-For, trusted only from --forwarded-allow-ips. No access log line: nothing of a
+            # request (and never a token) is printed.
             uvicorn.run("veil.cloud.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning", access_log=False, proxy_headers=True, timeout_graceful_shutdown=5)
+                        log_level="warning", access_log=False, proxy_headers=True,
+                        forwarded_allow_ips=forwarded_allow_ips, timeout_graceful_shutdown=5)
 
 
 @token_app.command("add")
