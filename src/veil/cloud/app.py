@@ -345,8 +345,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
         height, width = image.shape[:2]
         if settings.store:  # before the record: an acknowledged frame is always within the limits' reach
             await run_in_threadpool(store_frame, Path(settings.store), camera, body, media_type)
-        await run_in_threadpool(state.record, camera, len(detections), width, height, detections, body, media_type,
-                                None, frame, limits.get().history_count)
+        await run_in_threadpool(lambda: state.record(camera, len(detections), width, height, detections, body,
+                                                     media_type, None, frame, limits.get().history_count))
         metrics.FRAMES.labels(camera).inc()
         metrics.PEOPLE.labels(camera).set(len(detections))
         return {"camera": camera, "people": len(detections), "detections": detections, "width": width,
@@ -365,7 +365,8 @@ def create_app(settings: ServeSettings) -> FastAPI:
     @app.get("/v1/cameras", summary="The latest people count of every camera the token may read",
              responses=_responses(401, 403, 429, 503))
     async def cameras(request: Request, who: Principal = Depends(reader)) -> list[dict]:
-        found = [c for c in await run_in_threadpool(state.cameras, limits.fresh_after()) if who.can_read(c["camera"])]
+        every = await run_in_threadpool(lambda: state.cameras(limits.fresh_after()))
+        found = [c for c in every if who.can_read(c["camera"])]
         await logged(request, who, [c["camera"] for c in found])
         return found
 
@@ -373,7 +374,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
              responses=_responses(401, 403, 404, 422, 429, 503))
     async def latest(request: Request, camera: str = _CAMERA, who: Principal = Depends(reader)) -> dict:
         may_read(who, camera)
-        found = await run_in_threadpool(state.latest, camera, limits.fresh_after())
+        found = await run_in_threadpool(lambda: state.latest(camera, limits.fresh_after()))
         if found is None:
             raise HTTPException(404, f"no frame from camera {camera!r} yet")
         await logged(request, who, [camera])
@@ -385,7 +386,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                                                  **_responses(401, 403, 404, 422, 429, 503)})
     async def frame(request: Request, camera: str = _CAMERA, who: Principal = Depends(reader)) -> Response:
         may_read(who, camera)
-        found = await run_in_threadpool(state.latest_image, camera, limits.fresh_after())
+        found = await run_in_threadpool(lambda: state.latest_image(camera, limits.fresh_after()))
         if found is None:
             raise HTTPException(404, f"no fresh frame from camera {camera!r}")
         await logged(request, who, [camera])
@@ -395,8 +396,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
              responses=_responses(401, 403, 422, 429, 503))
     async def history(request: Request, camera: str = _CAMERA, who: Principal = Depends(reader)) -> list[dict]:
         may_read(who, camera)
-        since = time.time() - limits.get().history_s
-        points = await run_in_threadpool(state.history_of, camera, since)
+        points = await run_in_threadpool(lambda: state.history_of(camera, time.time() - limits.get().history_s))
         await logged(request, who, [camera])
         return points
 
@@ -417,7 +417,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
                     if await run_in_threadpool(authenticator.authenticate, token) is None:
                         yield 'event: revoked\ndata: {"detail": "token revoked or expired"}\n\n'
                         return
-                    found = await run_in_threadpool(state.cameras, limits.fresh_after())
+                    found = await run_in_threadpool(lambda: state.cameras(limits.fresh_after()))
                 except (OperationalError, DBAPIError, PoolTimeout):
                     yield 'event: unavailable\ndata: {"detail": "the shared state is unavailable"}\n\n'
                     return  # the client falls back to polling and reconnects
