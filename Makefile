@@ -20,9 +20,9 @@ demo: install
 # Debian packages the tests use for real: Chromium (+ its WebDriver) renders the audit report and
 # the dashboard, nginx balances the service's workers, ffmpeg/ffprobe check audio and metadata,
 # PostgreSQL (its binaries under /usr/lib/postgresql/*/bin; pg_ctlcluster marks the package) holds the
-# state that several `veil serve` hosts share.
-SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe pg_ctlcluster
-SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg postgresql
+# state that several `veil serve` hosts share; openssl makes the TLS test's self-signed certificate.
+SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe pg_ctlcluster openssl
+SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg postgresql openssl
 
 system-deps:
 	@missing=0; for t in $(SYSTEM_TOOLS); do command -v $$t >/dev/null 2>&1 || missing=1; done; \
