@@ -23,10 +23,11 @@ demo: install
 
 # Debian packages the tests use for real: Chromium (+ its WebDriver) renders the audit report and
 # the dashboard, nginx balances the service's workers and terminates TLS (openssl makes the test
-# certificates), ffmpeg/ffprobe check audio and metadata, and GStreamer's RTSP server (run by the
-# system python3-gi) plays an IP camera for veil edge.
-SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe openssl
-SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg openssl python3-gi gir1.2-gst-rtsp-server-1.0 \
+# certificates), ffmpeg/ffprobe check audio and metadata, PostgreSQL (its binaries under
+# /usr/lib/postgresql/*/bin; pg_ctlcluster marks the package) holds the state that several `veil serve`
+# hosts share, and GStreamer's RTSP server (run by the system python3-gi) plays an IP camera for veil edge.
+SYSTEM_TOOLS := chromium chromedriver nginx ffmpeg ffprobe pg_ctlcluster openssl
+SYSTEM_PKGS  := chromium chromium-driver nginx ffmpeg postgresql openssl python3-gi gir1.2-gst-rtsp-server-1.0 \
                 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
 RTSP_CHECK   := /usr/bin/python3 tests/cloud/rtsp_server.py --check
 

@@ -30,8 +30,9 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from veil.cloud.auth import add_token
+from veil.cloud.auth import issue_token
 from veil.cloud.loadbalancer import run_nginx
+from veil.cloud.state import SharedState
 from veil.data.sources import vtest_path
 from veil.data.video import parse_size, read_video, resize
 from veil.deployment.edge import encode
@@ -60,7 +61,7 @@ def obfuscated_streams(checkpoint: Path | None, streams: int, frames: int, size:
 
 
 @contextlib.contextmanager
-def workers(count: int, tokens: Path, state: Path, threads: int, log_dir: Path):
+def workers(count: int, state: Path, threads: int, log_dir: Path):
     """``count`` separate ``veil serve`` processes sharing ``state``; yields their ports."""
     ports = [free_port() for _ in range(count)]
     procs = []
@@ -68,8 +69,8 @@ def workers(count: int, tokens: Path, state: Path, threads: int, log_dir: Path):
         for i, port in enumerate(ports):
             log = (log_dir / f"worker{i}.log").open("wb")
             procs.append(subprocess.Popen(
-                [sys.executable, "-m", "veil.cli.main", "serve", "--tokens", str(tokens), "--port", str(port),
-                 "--state-dir", str(state), "--threads", str(threads)], stdout=log, stderr=subprocess.STDOUT))
+                [sys.executable, "-m", "veil.cli.main", "serve", "--port", str(port),
+                 "--state", str(state), "--threads", str(threads)], stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + 300
         for port, proc in zip(ports, procs):
             while True:
@@ -123,8 +124,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="veil-bench-serve-") as tmp:
         tmp = Path(tmp)
-        tokens = {f"cam{i}": add_token(tmp / "tokens.json", f"cam{i}") for i in range(args.streams)}
-        with workers(args.workers, tmp / "tokens.json", tmp / "state", args.threads, tmp) as ports, \
+        state = SharedState(tmp / "state")
+        tokens = {f"cam{i}": issue_token(state, "camera", [f"cam{i}"])[1] for i in range(args.streams)}
+        with workers(args.workers, tmp / "state", args.threads, tmp) as ports, \
                 run_nginx(free_port(), [f"127.0.0.1:{p}" for p in ports]) as url:
             stream(url, "cam0", tokens["cam0"], bodies[0][:2])  # warm-up: first inference, connections
             load_before = os.getloadavg()

@@ -42,10 +42,9 @@ def veil_command(*args) -> list[str]:
 
 @dataclass
 class Server:
-    """One ``veil serve`` process on 127.0.0.1."""
+    """One ``veil serve`` process on 127.0.0.1 (a stand-in for one host)."""
 
-    tokens: Path
-    state_dir: Path
+    state: str | Path  # a folder (SQLite) or a postgresql:// URL
     log: Path
     port: int = field(default_factory=free_port)
     extra: tuple = ()
@@ -56,8 +55,7 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait: bool = True) -> Server:
-        args = ["serve", "--tokens", self.tokens, "--port", self.port, "--state-dir", self.state_dir,
-                "--threads", 1, *self.extra]
+        args = ["serve", "--state", self.state, "--port", self.port, "--threads", 1, *self.extra]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(veil_command(*args), stdout=log, stderr=subprocess.STDOUT, env=veil_env())
         if wait:
@@ -90,21 +88,35 @@ class Server:
                 self.process.wait(30)
 
 
+# Tokens the package's tests use: a camera token per camera, and readers of each role.
+CAMERAS = ("cam1", "cam2", "fault", "dash", "lb", "ret")
+READERS = {"viewer": ("viewer", ["cam1"]), "viewer-all": ("viewer", ["*"]), "admin": ("admin", [])}
+
+
 @pytest.fixture(scope="package")
 def tokens(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """A tokens file with two cameras, and their plain tokens (which the file must not hold)."""
-    from veil.cloud.auth import add_token
+    """The shared state folder holding the tokens, and the plain tokens by name (the state keeps only hashes).
 
-    path = tmp_path_factory.mktemp("tokens") / "tokens.json"
-    return path, {name: add_token(path, name) for name in ("cam1", "cam2", "fault", "dash", "lb")}
+    ``tokens[1][CAMERA]`` uploads to CAMERA; ``viewer`` reads cam1, ``viewer-all`` every camera, ``admin`` all.
+    """
+    from veil.cloud.auth import issue_token
+    from veil.cloud.state import SharedState
+
+    folder = tmp_path_factory.mktemp("serve") / "state"
+    state = SharedState(folder)
+    plain = {name: issue_token(state, "camera", [name])[1] for name in CAMERAS}
+    plain.update({name: issue_token(state, role, cameras)[1] for name, (role, cameras) in READERS.items()})
+    state.close()
+    return folder, plain
 
 
 @pytest.fixture(scope="package")
 def server(tokens, tmp_path_factory, request):
     """The package's shared server (real YOLO), storing what it receives, with small size limits."""
-    root = tmp_path_factory.mktemp("serve")
-    srv = Server(tokens[0], root / "state", root / "serve.log",
-                 extra=("--store", root / "store", "--max-bytes", 400_000, "--max-pixels", 1_000_000))
+    root = tmp_path_factory.mktemp("serve-run")
+    srv = Server(tokens[0], root / "serve.log",
+                 extra=("--store", root / "store", "--max-bytes", 400_000, "--max-pixels", 1_000_000,
+                        "--sweep-interval", 1))
     srv.store = root / "store"
     srv.start(wait=False)
     try:

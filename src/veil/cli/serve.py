@@ -17,38 +17,63 @@ from veil.errors import VeilError
 
 serve_app = typer.Typer(no_args_is_help=False, invoke_without_command=True,
                         help="Run the cloud service: the detector on obfuscated frames, with a dashboard.")
-token_app = typer.Typer(no_args_is_help=True, help="Manage per-camera tokens (stored as salted scrypt hashes).")
+token_app = typer.Typer(no_args_is_help=True, help="Manage tokens (camera, viewer, admin; stored as scrypt hashes).")
 serve_app.add_typer(token_app, name="token")
+
+STATE_HELP = ("Shared state: a folder (SQLite, one host) or postgresql://USER@HOST/DB (several hosts). "
+              "Tokens, results, limits and the access log live there.")
+
+
+def _open_state(state: str | None):
+    """The shared state at ``state``; VeilError when it is not given or cannot be opened."""
+    from sqlalchemy.exc import DBAPIError
+
+    from veil.cloud.state import SharedState, describe
+
+    if not state:
+        raise VeilError("--state is required: a folder (SQLite) or a postgresql:// URL")
+    try:
+        return SharedState(state)
+    except DBAPIError as exc:
+        reason = " ".join(str(exc.orig).split())[:200]
+        raise VeilError(f"cannot open the state {describe(state)}: {reason}") from None
 
 
 @serve_app.callback()
 def serve(
     ctx: typer.Context,
-    tokens: Path | None = typer.Option(None, help="Tokens file from 'veil serve token add'."),
+    state: str | None = typer.Option(None, "--state", "--state-dir", help=STATE_HELP),
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
     port: int = typer.Option(8000, min=0, max=65535),
     workers: int = typer.Option(1, min=1, help="Worker processes (uvicorn --workers)."),
-    state_dir: Path | None = typer.Option(None, help="Shared state folder (SQLite); several 'veil serve' "
-                                                     "processes behind one load balancer must share it. "
-                                                     "Default: a temporary folder removed at exit."),
     detector: str = typer.Option("yolo", help="Frozen detector the obfuscator was trained for."),
     detector_weights: str | None = typer.Option(None, help="Detector weights file."),
     conf: float | None = typer.Option(None, min=0.0, max=1.0, help="Detection threshold (default: the detector's)."),
     max_bytes: int = typer.Option(8 * 1024 * 1024, min=1, help="Largest accepted upload, in bytes."),
     max_pixels: int = typer.Option(4096 * 4096, min=1, help="Largest accepted image, in pixels."),
-    store: Path | None = typer.Option(None, help="Keep every uploaded (obfuscated) frame in this folder."),
+    store: Path | None = typer.Option(None, help="Keep uploaded (obfuscated) frames in this folder, within the "
+                                                 "limits of 'veil serve retention'."),
     latest_frame: bool = typer.Option(True, help="Keep each camera's latest frame for the dashboard."),
     threads: int | None = typer.Option(None, min=1, help="PyTorch threads per worker."),
+    auth_fail_limit: int = typer.Option(20, min=1, help="Failed authentications per client before 429."),
+    auth_fail_window: float = typer.Option(60.0, min=1.0, help="... within this many seconds."),
+    sweep_interval: float = typer.Option(30.0, min=0.1, help="Seconds between retention sweeps."),
+    forwarded_allow_ips: str = typer.Option("127.0.0.1", help="Proxies (comma-separated addresses) whose "
+                                            "X-Forwarded-For names the client, for the failed-auth limit "
+                                            "and the access log."),
 ) -> None:
     """Serve the detector over HTTP: POST /v1/cameras/CAMERA/frames; dashboard at /."""
     if ctx.invoked_subcommand is not None:
         return
-    from veil.cloud.auth import read_tokens
+    from veil.cloud.state import describe
 
-    if tokens is None:
-        raise VeilError("--tokens FILE is required (create one with 'veil serve token add CAMERA --tokens FILE')")
-    if not read_tokens(tokens):
-        raise VeilError(f"{tokens} holds no camera token yet: add one with 'veil serve token add CAMERA'")
+    shared = _open_state(state)  # creates or migrates the schema once, before the workers start
+    try:
+        if not shared.tokens():
+            raise VeilError(f"the state {describe(state)} holds no token yet: add one with "
+                            "'veil serve token add CAMERA --state ...'")
+    finally:
+        shared.close()
     import uvicorn
 
     from veil.cloud.app import SETTINGS_ENV, ServeSettings, settings_env
@@ -60,51 +85,110 @@ def serve(
         raise VeilError(f"detector weights not found: {detector_weights}")
     if store is not None and store.exists() and not store.is_dir():
         raise VeilError(f"--store must be a folder: {store}")
+    location = state if "://" in state else str(Path(state).resolve())
     with contextlib.ExitStack() as stack:
-        if state_dir is None:  # ours: created here, removed at exit
-            state_dir = Path(tempfile.mkdtemp(prefix="veil-serve-state-"))
-            stack.callback(shutil.rmtree, state_dir, True)
         if workers > 1:
             # prometheus-client's multiprocess mode: one folder shared by this run's workers only.
             metrics_dir = tempfile.mkdtemp(prefix="veil-serve-metrics-")
             stack.callback(shutil.rmtree, metrics_dir, True)
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        settings = ServeSettings(tokens=str(tokens.resolve()), state_dir=str(state_dir.resolve()), detector=detector,
-                                 detector_weights=detector_weights, conf=conf, max_bytes=max_bytes,
-                                 max_pixels=max_pixels, store=str(store.resolve()) if store else None,
-                                 keep_latest_frame=latest_frame, threads=threads)
+        settings = ServeSettings(state=location, detector=detector, detector_weights=detector_weights, conf=conf,
+                                 max_bytes=max_bytes, max_pixels=max_pixels,
+                                 store=str(store.resolve()) if store else None, keep_latest_frame=latest_frame,
+                                 threads=threads, auth_fail_limit=auth_fail_limit,
+                                 auth_fail_window_s=auth_fail_window, sweep_interval_s=sweep_interval)
         os.environ[SETTINGS_ENV] = settings_env(settings)
         console.print(f"veil serve: http://{host}:{port}/ ({workers} worker(s), detector {detector}, "
-                      f"state {state_dir})", highlight=False)
+                      f"state {describe(location)})", highlight=False)
         # uvicorn re-raises SIGTERM/SIGINT once it has shut down; turn them into a normal exit so
         # the temporary folders above are removed.
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         with contextlib.suppress(KeyboardInterrupt):
+            # proxy_headers: behind nginx the client address (for the failed-auth limit and the access log)
+            # is X-Forwarded-For, trusted only from --forwarded-allow-ips. No access log line: nothing of a
+            # request (and never a token) is printed.
             uvicorn.run("veil.cloud.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                        log_level="warning", timeout_graceful_shutdown=5)
+                        log_level="warning", access_log=False, proxy_headers=True,
+                        forwarded_allow_ips=forwarded_allow_ips, timeout_graceful_shutdown=5)
 
 
 @token_app.command("add")
 def token_add(
-    camera: str = typer.Argument(..., help="Camera name (letters, digits, '.', '_', '-')."),
-    tokens: Path = typer.Option(Path("tokens.json"), help="Tokens file to create or update."),
-    replace: bool = typer.Option(False, help="Issue a new token for a camera that has one."),
+    camera_arg: str | None = typer.Argument(None, metavar="[CAMERA]", help="A camera token's camera."),
+    state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+    role: str = typer.Option("camera", help="camera (uploads to one camera), viewer (reads its cameras) or admin."),
+    camera: list[str] = typer.Option([], "--camera", help="Camera(s) a viewer may read (repeat; '*' for all)."),
+    expires: str | None = typer.Option(None, help="Expire after this long: 30d, 12h, 90m, 2w."),
 ) -> None:
-    """Create a camera token; it is printed once and only its salted hash is stored."""
-    from veil.cloud.auth import add_token
+    """Issue a token; it is printed once and only its salted scrypt hash is stored."""
+    from veil.cloud.auth import issue_token, parse_duration
 
-    token = add_token(tokens, camera, replace=replace)
-    console.print(f"token for camera {camera!r} (shown once; {tokens} keeps only its hash):", highlight=False)
+    cameras = ([camera_arg] if camera_arg else []) + [c for item in camera for c in item.split(",") if c]
+    expires_in = parse_duration(expires) if expires else None
+    shared = _open_state(state)
+    token_id, token = issue_token(shared, role, cameras, expires_in)
+    what = {"camera": f"camera {cameras[0]!r}" if cameras else "", "viewer": f"reading {', '.join(cameras)}",
+            "admin": "admin"}.get(role, role)
+    console.print(f"{role} token {token_id} ({what}; shown once, the state keeps only its hash):", highlight=False)
     typer.echo(token)
 
 
 @token_app.command("remove")
-def token_remove(camera: str = typer.Argument(...), tokens: Path = typer.Option(Path("tokens.json"))) -> None:
-    """Revoke a camera's token."""
-    from veil.cloud.auth import remove_token
+def token_remove(which: str = typer.Argument(..., help="Token id, or a camera (removes its camera tokens)."),
+                 state: str | None = typer.Option(None, "--state", help=STATE_HELP)) -> None:
+    """Revoke tokens: refused on the next request, on every worker and host."""
+    from veil.cloud.auth import revoke
 
-    remove_token(tokens, camera)
-    console.print(f"removed camera {camera!r} from {tokens}", highlight=False)
+    removed = revoke(_open_state(state), which)
+    console.print(f"revoked {', '.join(removed)}", highlight=False)
+
+
+@token_app.command("list")
+def token_list(state: str | None = typer.Option(None, "--state", help=STATE_HELP)) -> None:
+    """Every token's id, role, cameras and expiry (never a secret: none is stored)."""
+    import datetime
+
+    from veil.cloud.auth import token_rows
+
+    def when(ts: float | None) -> str:
+        return datetime.datetime.fromtimestamp(ts, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC") if ts else "never"
+
+    rows = token_rows(_open_state(state))
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['role']:<6}  {','.join(r['cameras']) or '-':<24}  created {when(r['created'])}  "
+                   f"expires {when(r['expires'])}")
+    console.print(f"{len(rows)} token(s)", highlight=False)
+
+
+@serve_app.command("retention")
+def retention(
+    state: str | None = typer.Option(None, "--state", help=STATE_HELP),
+    latest_frame: str | None = typer.Option(None, help="Drop a camera's latest frame and boxes this long after its "
+                                                       "last upload (default 5m)."),
+    history: str | None = typer.Option(None, help="Keep people counts this long (default 7d)."),
+    history_count: int | None = typer.Option(None, min=1, help="... and at most this many per camera."),
+    store_age: str | None = typer.Option(None, help="Keep --store files this long (default 1d)."),
+    store_size: int | None = typer.Option(None, min=0, help="... at most this many bytes per host (default 1 GiB)."),
+    store_files: int | None = typer.Option(None, min=0, help="... and at most this many files."),
+    access_log: str | None = typer.Option(None, help="Keep the access log this long (default 90d)."),
+) -> None:
+    """Show the retention limits every host applies, and set the ones given (no restart needed)."""
+    import dataclasses
+
+    from veil.cloud.auth import parse_duration
+
+    shared = _open_state(state)
+    current = shared.retention()
+    changes = {k: v for k, v in {
+        "latest_frame_s": latest_frame and parse_duration(latest_frame), "history_s": history and parse_duration(
+            history), "history_count": history_count, "store_s": store_age and parse_duration(store_age),
+        "store_bytes": store_size, "store_files": store_files,
+        "access_log_s": access_log and parse_duration(access_log)}.items() if v is not None}
+    if changes:
+        current = dataclasses.replace(current, **changes)
+        shared.set_retention(current)
+    for key, value in dataclasses.asdict(current).items():
+        typer.echo(f"{key} = {value if isinstance(value, int) else format(value, 'g')}")
 
 
 def edge(

@@ -1,116 +1,139 @@
-"""Per-camera bearer tokens, hashed at rest and compared in constant time.
+"""Bearer tokens with roles, hashed at rest in the shared state, checked on every request.
 
-A tokens file is JSON: ``{"format": "veil-tokens", "cameras": {NAME: {"salt", "hash", "n", "r", "p"}}}``
-with an scrypt hash of each token, never the token itself. ``add_token`` prints a fresh
-256-bit token once; losing it means adding a new one (``replace=True``).
+A token reads ``ID.SECRET``: ``ID`` (12 hex digits) names its row in the shared state's
+``tokens`` table, ``SECRET`` is 256 random bits of which only a salted scrypt hash is kept.
+It is printed once when issued; losing it means issuing another.
 
-scrypt costs tens of milliseconds, too much for every frame, so each worker remembers the
-tokens it has verified as an HMAC under a key that lives only in that process's memory, and
-compares that with ``hmac.compare_digest`` too. The file is re-read when it changes, so a
-token added or replaced while the service runs takes effect without a restart.
+Roles:
+
+* ``camera``: uploads frames to its one camera, reads nothing;
+* ``viewer``: reads the cameras it was granted (``*``: all), uploads nothing;
+* ``admin``: reads every camera, the metrics, the access log, and lists or revokes tokens.
+
+Every request looks up its token's row (one primary-key read), so a token removed or expired
+fails on the very next request on every worker and host, with no restart and no cache to
+wait out. scrypt costs tens of milliseconds, too much for every frame, so each process
+remembers the secrets it has verified as an HMAC (under a key that lives only in its memory)
+bound to the row's hash: a renewed row needs scrypt again. Comparisons are constant-time.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
+import re
 import secrets
 import threading
-from pathlib import Path
+import time
+from dataclasses import dataclass
 
+from veil.cloud.state import SharedState
 from veil.errors import VeilError
-from veil.io import read_json, write_json
 from veil.names import check_camera_name
 
-FORMAT = "veil-tokens"
+ROLES = ("camera", "viewer", "admin")
+ALL = "*"
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1}
+_ID = re.compile(r"[0-9a-f]{12}")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
-def _hash(token: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(token.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=128 * 1024 * 1024)
+def _hash(secret: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(secret.encode(), salt=salt, n=n, r=r, p=p, dklen=32, maxmem=128 * 1024 * 1024)
 
 
-def read_tokens(path: str | os.PathLike) -> dict[str, dict]:
-    """The cameras of a tokens file; VeilError if it is missing or not a tokens file."""
-    data = read_json(path)
-    cameras = data.get("cameras") if isinstance(data, dict) and data.get("format") == FORMAT else None
-    if not isinstance(cameras, dict):
-        raise VeilError(f"not a Veil tokens file: {path}")
-    for name, entry in cameras.items():
-        try:
-            bytes.fromhex(entry["salt"]), bytes.fromhex(entry["hash"])
-            int(entry["n"]), int(entry["r"]), int(entry["p"])
-        except (KeyError, TypeError, ValueError):
-            raise VeilError(f"tokens file {path}: camera {name!r} has a malformed entry") from None
-    return cameras
+def parse_duration(text: str) -> float:
+    """Seconds in ``30d``, ``12h``, ``90m``, ``45s`` or ``2w``; VeilError otherwise."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match or float(match[1]) <= 0:
+        raise VeilError(f"a duration must be a positive number with s, m, h, d or w (like 30d or 12h), got {text!r}")
+    return float(match[1]) * _UNITS[match[2]]
 
 
-def add_token(path: str | os.PathLike, camera: str, replace: bool = False) -> str:
-    """Create (or with ``replace``, renew) ``camera``'s token in ``path``; return the token."""
-    check_camera_name(camera)
-    path = Path(path)
-    cameras = read_tokens(path) if path.exists() else {}
-    if camera in cameras and not replace:
-        raise VeilError(f"camera {camera!r} already has a token in {path}: pass --replace to issue a new one")
-    token = secrets.token_urlsafe(32)
+@dataclass(frozen=True)
+class Principal:
+    """Who a verified token speaks for."""
+
+    token_id: str
+    role: str
+    cameras: frozenset[str]
+
+    def can_read(self, camera: str) -> bool:
+        return self.role == "admin" or (self.role == "viewer" and (ALL in self.cameras or camera in self.cameras))
+
+    def can_upload(self, camera: str) -> bool:
+        return self.role == "camera" and camera in self.cameras
+
+
+def issue_token(state: SharedState, role: str, cameras: list[str] | None = None,
+                expires_in: float | None = None) -> tuple[str, str]:
+    """Store a new token's hash; return ``(id, token)`` (the token is not kept anywhere)."""
+    cameras = list(dict.fromkeys(cameras or []))
+    if role not in ROLES:
+        raise VeilError(f"--role must be one of {', '.join(ROLES)}, got {role!r}")
+    if role == "camera" and len(cameras) != 1:
+        raise VeilError("a camera token is for exactly one camera: give its name")
+    if role == "viewer" and not cameras:
+        raise VeilError("a viewer token needs the cameras it may read: --camera NAME (repeatable) or --camera '*'")
+    if role == "admin" and cameras:
+        raise VeilError("an admin token reads every camera: give no --camera")
+    for camera in cameras:
+        if not (camera == ALL and role == "viewer"):
+            check_camera_name(camera)
+    token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
     salt = os.urandom(16)
-    cameras[camera] = {"salt": salt.hex(), "hash": _hash(token, salt, **_SCRYPT).hex(), **_SCRYPT}
-    write_json(path, {"format": FORMAT, "cameras": cameras})
-    os.chmod(path, 0o600)
-    return token
+    now = time.time()
+    state.add_token({"id": token_id, "role": role, "cameras": json.dumps(cameras), "salt": salt.hex(),
+                     "hash": _hash(secret, salt, **_SCRYPT).hex(), **_SCRYPT, "created": now,
+                     "expires": now + expires_in if expires_in else None})
+    return token_id, f"{token_id}.{secret}"
 
 
-def remove_token(path: str | os.PathLike, camera: str) -> None:
-    cameras = read_tokens(path)
-    if camera not in cameras:
-        raise VeilError(f"camera {camera!r} has no token in {path}")
-    del cameras[camera]
-    write_json(path, {"format": FORMAT, "cameras": cameras})
+def token_rows(state: SharedState) -> list[dict]:
+    """Every token's public part (id, role, cameras, created, expires): never salt or hash."""
+    return [{"id": r["id"], "role": r["role"], "cameras": json.loads(r["cameras"]), "created": r["created"],
+             "expires": r["expires"]} for r in state.tokens()]
 
 
-class TokenVerifier:
-    """Checks ``(camera, token)`` pairs against a tokens file, re-reading it when it changes."""
+def revoke(state: SharedState, which: str) -> list[str]:
+    """Remove token ``which`` (an id), or every camera token of camera ``which``; the ids removed."""
+    if _ID.fullmatch(which):
+        if state.remove_token(which):
+            return [which]
+        raise VeilError(f"no token with id {which!r}")
+    ids = [r["id"] for r in token_rows(state) if r["role"] == "camera" and r["cameras"] == [which]]
+    if not ids:
+        raise VeilError(f"no token id or camera named {which!r} (see 'veil serve token list')")
+    for token_id in ids:
+        state.remove_token(token_id)
+    return ids
 
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-        self._key = os.urandom(32)  # process-local: the verified-token cache is useless elsewhere
+
+class Authenticator:
+    """Turns a bearer token into a :class:`Principal`, or None; safe to share between threads."""
+
+    def __init__(self, state: SharedState) -> None:
+        self.state = state
+        self._key = os.urandom(32)  # process-local: the verified-secret cache is useless elsewhere
         self._lock = threading.Lock()
-        self._stamp: tuple[int, int] | None = None
-        self._cameras: dict[str, dict] = {}
         self._verified: dict[str, bytes] = {}
-        self._reload()
 
-    def _reload(self) -> None:
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            raise VeilError(f"tokens file not found: {self.path}") from None
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._stamp:
-            cameras = read_tokens(self.path)
+    def authenticate(self, token: str) -> Principal | None:
+        token_id, dot, secret = token.partition(".")
+        if not dot or not _ID.fullmatch(token_id) or not 20 <= len(secret) <= 128:
+            return None
+        row = self.state.token(token_id)  # every request: a removed token fails now, on every host
+        if row is None or (row["expires"] is not None and row["expires"] <= time.time()):
+            return None
+        mac = hmac.new(self._key, f"{row['hash']}\0{secret}".encode(), hashlib.sha256).digest()
+        remembered = self._verified.get(token_id)
+        if remembered is None or not hmac.compare_digest(remembered, mac):
+            actual = _hash(secret, bytes.fromhex(row["salt"]), int(row["n"]), int(row["r"]), int(row["p"]))
+            if not hmac.compare_digest(bytes.fromhex(row["hash"]), actual):
+                return None
             with self._lock:
-                self._cameras, self._verified, self._stamp = cameras, {}, stamp
-
-    def verify(self, camera: str, token: str) -> bool:
-        """True if ``token`` is ``camera``'s; an unknown camera costs the same as a wrong token."""
-        try:
-            self._reload()
-        except VeilError:
-            return False  # a file broken mid-edit refuses everyone rather than crashing a request
-        mac = hmac.new(self._key, f"{camera}\0{token}".encode(), hashlib.sha256).digest()
-        remembered = self._verified.get(camera)
-        if remembered is not None and hmac.compare_digest(remembered, mac):
-            return True
-        entry = self._cameras.get(camera)
-        if entry is None:
-            # Spend the same scrypt time, so response timing does not reveal which cameras exist.
-            _hash(token, b"\0" * 16, **_SCRYPT)
-            return False
-        expected = bytes.fromhex(entry["hash"])
-        actual = _hash(token, bytes.fromhex(entry["salt"]), int(entry["n"]), int(entry["r"]), int(entry["p"]))
-        if not hmac.compare_digest(expected, actual):
-            return False
-        with self._lock:
-            self._verified[camera] = mac
-        return True
+                self._verified[token_id] = mac
+        return Principal(token_id, row["role"], frozenset(json.loads(row["cameras"])))

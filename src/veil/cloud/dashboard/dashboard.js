@@ -1,15 +1,41 @@
-// Veil dashboard: polls the service's JSON API and draws each camera's latest obfuscated
-// frame with its boxes and an SVG chart of its people count. Plain JS, nothing fetched
-// from outside this service.
+// Veil dashboard: asks for a viewer token, then draws each camera's latest obfuscated frame with its
+// boxes and an SVG chart of its people count. Live updates come over Server-Sent Events read with
+// fetch() (so the token travels in the Authorization header, never in a URL); when the stream
+// drops, the page polls until it can reconnect. Images are fetched the same way and shown as blobs.
+// Plain JS, nothing fetched from outside this service. The token stays in this tab's sessionStorage.
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
+const KEY = "veil-viewer-token";
+const POLL_MS = 2000;
+const RECONNECT_MS = 3000;
 const cards = new Map();
+let token = sessionStorage.getItem(KEY);
+let live = false;
+let session = 0; // bumped on sign-out: loops of an old session stop
+
+class Refused extends Error {}
 
 function element(tag, attrs = {}, ns = null) {
   const node = ns ? document.createElementNS(ns, tag) : document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
   return node;
+}
+
+function status(text) {
+  document.getElementById("status").textContent = text;
+}
+
+async function api(path) {
+  const response = await fetch(path, {
+    cache: "no-store", credentials: "omit", headers: { Authorization: `Bearer ${token}` },
+  });
+  if (response.status === 401 || response.status === 403) {
+    const body = await response.json().catch(() => ({}));
+    throw new Refused(body.detail || `refused (${response.status})`);
+  }
+  if (!response.ok) throw new Error(`${path}: ${response.status}`);
+  return response;
 }
 
 function card(name) {
@@ -55,40 +81,155 @@ function drawChart(svg, points) {
   svg.append(max);
 }
 
-async function json(url) {
-  const response = await fetch(url, { cache: "no-store" });
-  if (!response.ok) throw new Error(`${url}: ${response.status}`);
-  return response.json();
+async function showImage(parts, base, frames) {
+  const response = await fetch(`${base}/frame`, {
+    cache: "no-store", credentials: "omit", headers: { Authorization: `Bearer ${token}` },
+  });
+  if (!response.ok) return; // expired between the summary and now: the next update draws it
+  const url = URL.createObjectURL(await response.blob());
+  const old = parts.img.src;
+  parts.img.src = url;
+  parts.frames = frames;
+  if (old.startsWith("blob:")) URL.revokeObjectURL(old);
+}
+
+async function update(summary) {
+  const parts = card(summary.camera);
+  const base = `v1/cameras/${encodeURIComponent(summary.camera)}`;
+  const [latest, history] = await Promise.all([
+    api(`${base}/latest`).then((r) => r.json()), api(`${base}/history`).then((r) => r.json())]);
+  parts.people.textContent = `${latest.people} people`;
+  parts.root.dataset.people = latest.people;
+  parts.root.dataset.frames = latest.frames;
+  if (summary.has_image && latest.frames !== parts.frames) await showImage(parts, base, latest.frames);
+  if (!summary.has_image && parts.img.src) {
+    URL.revokeObjectURL(parts.img.src);
+    parts.img.removeAttribute("src");
+    parts.frames = -1;
+  }
+  drawBoxes(parts.boxes, latest);
+  drawChart(parts.chart, history);
+  parts.meta.textContent = `${latest.frames} frames, last ${new Date(latest.ts * 1000).toLocaleTimeString()}`;
+}
+
+function setLive(value) {
+  live = value;
+  document.body.dataset.mode = live ? "live" : "polling";
+}
+
+function updated(count) {
+  status(`${count} camera(s), updated ${new Date().toLocaleTimeString()} (${live ? "live" : "polling"})`);
 }
 
 async function refresh() {
-  const cameras = await json("v1/cameras");
-  for (const summary of cameras) {
-    const parts = card(summary.camera);
-    const base = `v1/cameras/${encodeURIComponent(summary.camera)}`;
-    const [latest, history] = await Promise.all([json(`${base}/latest`), json(`${base}/history`)]);
-    parts.people.textContent = `${latest.people} people`;
-    parts.root.dataset.people = latest.people;
-    parts.root.dataset.frames = latest.frames;
-    if (summary.has_image && latest.frames !== parts.frames) {
-      parts.img.src = `${base}/frame?n=${latest.frames}`;
-      parts.frames = latest.frames;
-    }
-    drawBoxes(parts.boxes, latest);
-    drawChart(parts.chart, history);
-    parts.meta.textContent = `${latest.frames} frames, last ${new Date(latest.ts * 1000).toLocaleTimeString()}`;
-  }
-  document.getElementById("status").textContent =
-    `${cameras.length} camera(s), updated ${new Date().toLocaleTimeString()}`;
+  const cameras = await (await api("v1/cameras")).json();
+  for (const summary of cameras) await update(summary);
+  updated(cameras.length);
 }
 
-async function loop() {
+function handle(block) {
+  let event = "message", data = "";
+  for (const line of block.split("\n")) {
+    if (line.startsWith("event:")) event = line.slice(6).trim();
+    else if (line.startsWith("data:")) data += line.slice(5).trim();
+  }
+  if (event === "camera") return update(JSON.parse(data)).then(() => updated(cards.size));
+  if (event === "revoked") signOut("the token was revoked or has expired");
+  return null;
+}
+
+// The live stream: fetch() with the Authorization header, read as text/event-stream by hand.
+async function stream(mine) {
+  while (mine === session) {
+    try {
+      const response = await fetch("v1/stream", {
+        cache: "no-store", credentials: "omit",
+        headers: { Authorization: `Bearer ${token}`, Accept: "text/event-stream" },
+      });
+      if (response.status === 401 || response.status === 403) {
+        signOut("the token was refused");
+        return;
+      }
+      if (!response.ok || !response.body) throw new Error(`stream: ${response.status}`);
+      setLive(true);
+      updated(cards.size);
+      const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+      let buffer = "";
+      while (mine === session) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += value;
+        for (let end = buffer.indexOf("\n\n"); end >= 0; end = buffer.indexOf("\n\n")) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          await handle(block);
+        }
+      }
+      reader.cancel().catch(() => {});
+    } catch (error) {
+      if (error instanceof Refused) {
+        signOut(error.message);
+        return;
+      }
+    }
+    setLive(false); // the poller takes over until the stream is back
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+  }
+}
+
+async function poll(mine) {
+  while (mine === session) {
+    if (!live) {
+      try {
+        await refresh();
+      } catch (error) {
+        if (error instanceof Refused) {
+          signOut(error.message);
+          return;
+        }
+        status(`cannot reach the service: ${error.message}`);
+      }
+    }
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
+  }
+}
+
+function start() {
+  session += 1;
+  document.getElementById("login").hidden = true;
+  document.getElementById("logout").hidden = false;
+  stream(session);
+  poll(session);
+}
+
+function signOut(reason) {
+  session += 1;
+  setLive(false);
+  token = null;
+  sessionStorage.removeItem(KEY);
+  for (const parts of cards.values()) parts.root.remove();
+  cards.clear();
+  document.getElementById("logout").hidden = true;
+  document.getElementById("login").hidden = false;
+  document.getElementById("login-error").textContent = reason || "";
+  status("signed out");
+}
+
+document.getElementById("login").addEventListener("submit", async (event) => {
+  event.preventDefault(); // never a form submission: the token would end up in a URL
+  const input = document.getElementById("token");
+  token = input.value.trim();
+  input.value = "";
   try {
     await refresh();
   } catch (error) {
-    document.getElementById("status").textContent = `cannot reach the service: ${error.message}`;
+    signOut(error instanceof Refused ? error.message : `cannot reach the service: ${error.message}`);
+    return;
   }
-  setTimeout(loop, 1000);
-}
+  sessionStorage.setItem(KEY, token);
+  start();
+});
+document.getElementById("logout").addEventListener("click", () => signOut(""));
 
-loop();
+if (token) start();
+else signOut("");
