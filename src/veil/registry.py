@@ -6,6 +6,7 @@ decorate it with ``@REGISTRY.register("name")``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -34,7 +35,14 @@ class Registry(Generic[T]):
         if name not in self._factories:
             known = ", ".join(sorted(self._factories)) or "none"
             raise VeilError(f"unknown {self.family} {name!r} (known: {known})")
-        return self._factories[name](**kwargs)
+        factory = self._factories[name]
+        try:  # an argument the factory does not take is the user's mistake, not a crash
+            inspect.signature(factory).bind(**kwargs)
+        except TypeError as exc:
+            raise VeilError(f"{self.family} {name!r}: {exc}") from None
+        except ValueError:  # no signature to check (some builtins): the call itself will tell
+            pass
+        return factory(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._factories)
