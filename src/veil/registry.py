@@ -15,6 +15,11 @@ from veil.errors import VeilError
 T = TypeVar("T")
 
 
+class BadArguments(VeilError, TypeError):
+    """Arguments a factory does not take: a user error (VeilError) that callers which already turn a
+    factory's TypeError into their own message still catch as one."""
+
+
 class Registry(Generic[T]):
     """Maps names to factories that build a ``T``."""
 
@@ -39,7 +44,7 @@ class Registry(Generic[T]):
         try:  # an argument the factory does not take is the user's mistake, not a crash
             inspect.signature(factory).bind(**kwargs)
         except TypeError as exc:
-            raise VeilError(f"{self.family} {name!r}: {exc}") from None
+            raise BadArguments(f"{self.family} {name!r}: {exc}") from None
         except ValueError:  # no signature to check (some builtins): the call itself will tell
             pass
         return factory(**kwargs)
