@@ -17,3 +17,5 @@ def test_register_build_and_unknown_name():
         reg.build("three")
     with pytest.raises(ValueError):
         reg.register("two")(two)
+    with pytest.raises(VeilError, match="thing 'two': got an unexpected keyword argument 'size'"):
+        reg.build("two", size=3)

@@ -6,12 +6,18 @@ decorate it with ``@REGISTRY.register("name")``.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from veil.errors import VeilError
 
 T = TypeVar("T")
+
+
+class BadArguments(VeilError, TypeError):
+    """Arguments a factory does not take: a user error (VeilError) that callers which already turn a
+    factory's TypeError into their own message still catch as one."""
 
 
 class Registry(Generic[T]):
@@ -34,7 +40,14 @@ class Registry(Generic[T]):
         if name not in self._factories:
             known = ", ".join(sorted(self._factories)) or "none"
             raise VeilError(f"unknown {self.family} {name!r} (known: {known})")
-        return self._factories[name](**kwargs)
+        factory = self._factories[name]
+        try:  # an argument the factory does not take is the user's mistake, not a crash
+            inspect.signature(factory).bind(**kwargs)
+        except TypeError as exc:
+            raise BadArguments(f"{self.family} {name!r}: {exc}") from None
+        except ValueError:  # no signature to check (some builtins): the call itself will tell
+            pass
+        return factory(**kwargs)
 
     def names(self) -> list[str]:
         return sorted(self._factories)

@@ -38,9 +38,9 @@ def track(detections: list[Detections], fps: float, config: TrackerConfig | None
         boxes = d.boxes.numpy().reshape(-1, 4).astype(np.float32)
         tracked = tracker.update(sv.Detections(xyxy=boxes, confidence=d.scores.numpy().astype(np.float32),
                                                class_id=np.zeros(len(boxes), int)))
-        keep = tracked.tracker_id >= 0 if len(tracked) else np.zeros(0, bool)
-        out.append((tracked.xyxy[keep].reshape(-1, 4), np.asarray(tracked.tracker_id[keep] if len(tracked) else [],
-                                                                   dtype=int)))
+        ids = np.asarray(tracked.tracker_id if tracked.tracker_id is not None else np.full(len(tracked), -1), int)
+        keep = ids >= 0  # -1: a detection ByteTrack left unmatched
+        out.append((np.asarray(tracked.xyxy, np.float32)[keep].reshape(-1, 4), ids[keep]))
     return out
 
 

@@ -79,7 +79,11 @@ def test_restart_reinitialises_weights_and_its_frozen_phase_leaves_o_unchanged(a
 
     trained_from = {k: v.clone() for k, v in after.items()}
     event = adversary.fit_frozen(1, "test")
-    assert event["model"] == 1 and event["passes"] >= 1 and 0.0 <= event["heldout_acc"] <= 1.0
+    assert event["model"] == 1 and event["reason"] == "test" and 1 <= event["passes"] <= TINY["max_passes"]
+    # the accuracy it reports is the restarted model's on the held-back crops, as measured again now
+    heldout = adversary.obfuscated_crops()["heldout"]
+    assert event["heldout_acc"] == pytest.approx(adversary.accuracy(1, *heldout), abs=1e-4)
+    assert adversary.last_heldout[1] == pytest.approx(event["heldout_acc"], abs=1e-4) and event in adversary.events
     assert adversary.restarts[1] == 2  # reinitialise above, and again inside fit_frozen
     assert any(not torch.equal(trained_from[k], v) for k, v in adversary.models[1].state_dict().items())
     assert all(torch.equal(o_before[k], v) for k, v in o.state_dict().items()), "O changed while frozen"

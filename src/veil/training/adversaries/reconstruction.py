@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from veil.adversaries import DEOBFUSCATORS
+from veil.errors import VeilError
 from veil.training.adversaries.base import AdversaryContext, Batch, TrainingAdversary, frozen
 from veil.training.adversaries.registry import TRAINING_ADVERSARIES
 from veil.training.state import flatten_optimizer, load_into, prefixed, take, unflatten_optimizer
@@ -27,6 +28,9 @@ class ReconstructionAdversary(TrainingAdversary):
 
     def __init__(self, context: AdversaryContext, options: dict | None = None) -> None:
         super().__init__(context, options)
+        if options:  # D's architecture and width come from the training config, not from options
+            raise VeilError(f"the reconstruction adversary takes no options (got {', '.join(sorted(options))}); "
+                            "D is the training config's deobfuscator and deobfuscator_width")
         cfg = context.config
         self.deobfuscator = DEOBFUSCATORS.build(cfg.deobfuscator, width=cfg.deobfuscator_width).to(context.device)
         self.wrapped = context.wrap(self.deobfuscator)
