@@ -99,3 +99,9 @@ def test_audit_refuses_impossible_protocols_and_options(tmp_path, dataset, args,
     r = veil("audit", "--dataset", dataset, "--out", tmp_path / "audit", *args)
     assert_one_line_error(r, fragment)
     assert not (tmp_path / "audit").exists()
+
+
+def test_training_against_a_detector_that_cannot_train_is_one_error_line(tmp_path, dataset):
+    r = veil("train", dataset, "--out", tmp_path / "run", "--preset", "smoke", "--detector", "hog")
+    assert_one_line_error(r, "cannot train an obfuscator")
+    assert not (tmp_path / "run" / "obfuscator.safetensors").exists()

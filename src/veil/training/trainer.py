@@ -140,6 +140,9 @@ class Trainer:
             raise VeilError("training needs at least one adversary (known: "
                             f"{', '.join(TRAINING_ADVERSARIES.names())})")
         self.detector = detector or build_detector(config)
+        if not getattr(self.detector, "trainable", True):  # e.g. HOG: it can evaluate, it has no loss to train on
+            raise VeilError(f"detector {config.detector!r} cannot train an obfuscator (it has no differentiable "
+                            "loss); train against a trainable detector and evaluate with this one")
         self.detector.to(self.device)
         use_amp = config.amp == "on" or (config.amp == "auto" and self.device.type == "cuda")
         self.amp_dtype = torch.float16 if self.device.type == "cuda" else torch.bfloat16
