@@ -38,6 +38,9 @@ def audit(
                                   "(resumable; hours at the strong preset on 2 cores)."),
     fold_gap: float | None = typer.Option(None, help="Seconds left out at each fold boundary (default: the reid "
                                                      "time gap)."),
+    transfer: bool | None = typer.Option(None, "--transfer/--no-transfer",
+                                         help="Measure utility under every offline detector (YOLO, HOG), the count "
+                                              "error, tracking agreement and face leak (default: the preset's)."),
 ) -> None:
     """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
     from veil.audit.config import resolve
@@ -51,6 +54,8 @@ def audit(
         overrides["protocols"] = tuple(protocol)
     if time_gap is not None:
         overrides["time_gap"] = time_gap
+    if transfer is not None:
+        overrides["transfer"] = transfer
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
     resolve(preset, overrides)  # a bad preset or setting fails here, before torch and the detector load
