@@ -65,3 +65,26 @@ def latent_grid(frame_size: tuple[int, int], stride: int) -> tuple[int, int]:
     frame padded to a multiple of the stride first (``pad_to_multiple``)."""
     w, h = frame_size
     return -(-h // stride), -(-w // stride)
+
+
+def channel_entropy(q: torch.Tensor, levels: int) -> torch.Tensor:
+    """Empirical entropy in bits per value of each channel of quantised latents ``q`` (B, k, h, w):
+    the rate of a factorised code (one static distribution per channel) fitted to these values,
+    so ``sum(channel_entropy) x h x w`` estimates the bits a frame needs after entropy coding."""
+    k = q.shape[1]
+    index = torch.round(q.detach().float() * (levels - 1)).long().clamp(0, levels - 1)
+    index = index.transpose(0, 1).reshape(k, -1)
+    counts = torch.zeros(k, levels, device=q.device).scatter_add_(1, index, torch.ones_like(index, dtype=torch.float))
+    p = counts / counts.sum(1, keepdim=True)
+    return -(p * torch.log2(p.clamp_min(1e-12))).sum(1)
+
+
+def soft_channel_entropy(u: torch.Tensor, levels: int, bandwidth: float = 0.5) -> torch.Tensor:
+    """A differentiable proxy of :func:`channel_entropy` on the latent before rounding ``u``
+    (B, k, h, w) in [0, 1]: each value is spread over the levels by a Gaussian kernel of
+    ``bandwidth`` levels (a soft histogram), and each channel's histogram gives its entropy."""
+    centres = torch.arange(levels, device=u.device, dtype=torch.float) / (levels - 1)
+    distance = (u.float().unsqueeze(-1) - centres) * (levels - 1)  # in levels
+    weights = torch.softmax(-distance.square() / (2 * bandwidth**2), dim=-1)  # (B, k, h, w, levels)
+    p = weights.transpose(0, 1).reshape(u.shape[1], -1, levels).mean(1)
+    return -(p * torch.log2(p.clamp_min(1e-12))).sum(1)
