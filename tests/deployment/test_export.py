@@ -172,6 +172,7 @@ def test_bottleneck_card_states_its_bound_in_bits_and_the_export_quantises_like_
     assert bound["bits_per_frame"] == latent.numel() * 3 == json.loads(stdout)["bits_per_frame"] == 1440
     assert bound["bits_per_frame_640x480"] == 6 * 30 * 40 * 3
     assert "runs on the camera" in bound["statement"] and "1440 bits per 160x120 frame" in bound["statement"]
+    assert 0 < bound["measured_bits_per_frame"]["value"] <= 1440  # the entropy on real frames, under the bound
     # the export's latent was compared level for level on the real verification frames
     assert card["parity"]["latent"]["equal"] + card["parity"]["latent"]["differ_at_rounding_boundary"] \
         == card["parity"]["latent"]["values"] > 0
