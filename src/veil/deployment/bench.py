@@ -136,7 +136,7 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
         finally:
             torch.set_num_threads(previous)
         if designs:
-            result["designs"] = bench_designs(designs, result["latency"], x, repeats, warmup, say)
+            result["designs"] = bench_designs(designs, result["latency"], frame, repeats, warmup, say)
     detector_macs, detector_params = count_macs(detector.model, FRAME_SIZE)
     result["detector"] = {"name": detector.name, "framework": f"PyTorch {torch.__version__}",
                           "parameters": detector_params, "gmacs_640x480": round(detector_macs / 1e9, 3)}
@@ -163,10 +163,11 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
     return result
 
 
-def bench_designs(designs: list[tuple[str, dict]], latency: dict, x, repeats: int, warmup: int,
+def bench_designs(designs: list[tuple[str, dict]], latency: dict, frame: np.ndarray, repeats: int, warmup: int,
                   say: Callable[[str], None]) -> list[dict]:
-    """ONNX fp32 latency of untrained obfuscator ``designs``, at the thread counts of ``latency``,
-    as a ratio to its ``detector_onnx_fp32`` rows (timed just before, on the same frame)."""
+    """ONNX fp32 latency of untrained obfuscator ``designs`` on ``frame`` (uint8 (1, H, W, 3)), at
+    the thread counts of ``latency``, as a ratio to its ``detector_onnx_fp32`` rows (timed just
+    before, on the same frame)."""
     from veil.deployment.export import export_onnx
     from veil.training.config import TrainConfig
     from veil.training.state import build_models, save_models
@@ -180,6 +181,7 @@ def bench_designs(designs: list[tuple[str, dict]], latency: dict, x, repeats: in
             checkpoint, onnx_path = Path(tmp) / f"d{i}.safetensors", Path(tmp) / f"d{i}.onnx"
             save_models(checkpoint, config, obfuscator, None, {"frame_size": list(FRAME_SIZE), "epoch": 0})
             card = export_onnx(checkpoint, onnx_path)
+            x = to_input(stream_inputs(frame, clip_length(obfuscator)))  # a temporal design gets the frame's clip
             row: dict = {"obfuscator": name, "arguments": dict(args), "trained": False,
                          "parameters": card["model"]["parameters"],
                          "gmacs_640x480": round(card["model"]["macs_640x480"] / 1e9, 4),
@@ -188,7 +190,8 @@ def bench_designs(designs: list[tuple[str, dict]], latency: dict, x, repeats: in
             for label in latency:
                 n = int(label.split("_")[0])
                 model = OnnxObfuscator(onnx_path, threads=n)
-                row["latency"][label] = {"obfuscator_onnx_fp32": median_ms(lambda m=model: m.run(x), repeats, warmup)}
+                timed = median_ms(lambda m=model, x=x: m.run(x), repeats, warmup)
+                row["latency"][label] = {"obfuscator_onnx_fp32": timed}
                 row["ratio_to_detector_onnx"][label] = round(
                     row["latency"][label]["obfuscator_onnx_fp32"]["median_ms"]
                     / latency[label]["detector_onnx_fp32"]["median_ms"], 4)
