@@ -13,6 +13,10 @@ from veil.obfuscators import OBFUSCATORS, clip_length
 CONFIGS = [(name, {}) for name in OBFUSCATORS.names()] + [
     ("bdq", {"variant": "frame+motion"}),
     ("lensless", {"binary": True}),
+    # the bottleneck levers: a 1/16 latent of 2 levels, an unquantised colour one, and two levers on mobilenet_ae
+    ("bottleneck", {"stride": 16, "latent": 4, "levels": 2}),
+    ("bottleneck", {"grey": False, "levels": None, "blocks": 0}),
+    ("mobilenet_ae", {"grey": True, "levels": 4}),
 ]
 IDS = [name + "".join(f"-{k}={v}" for k, v in args.items()) for name, args in CONFIGS]
 

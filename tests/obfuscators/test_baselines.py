@@ -8,7 +8,8 @@ from torchmetrics.functional.image import structural_similarity_index_measure as
 
 from veil.obfuscators.baselines import BASELINES
 
-EXPECTED = {"gaussian_blur", "noise", "quantisation", "pixelation", "detect_blur", "detect_mask"}
+EXPECTED = {"gaussian_blur", "noise", "quantisation", "pixelation", "detect_blur", "detect_mask", "grey", "downsample",
+            "grey_downsample"}
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +106,43 @@ def test_noise_does_not_depend_on_batching():
     noise = BASELINES.build("noise")
     assert torch.equal(noise(x)[2:4], noise(x[2:4]))
     assert not torch.equal(noise(x)[0] - x[0], noise(x)[1] - x[1])
+
+
+def test_grey_is_bt601_luma_in_three_identical_channels(frame):
+    images, _ = frame
+    out = BASELINES.build("grey")(images)
+    luma = 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
+    for c in range(3):
+        torch.testing.assert_close(out[:, c], luma, atol=1e-6, rtol=0)
+    half = BASELINES.build("grey", strength=0.5)(images)
+    torch.testing.assert_close(half, (images + out) / 2, atol=1e-6, rtol=0)
+
+
+def test_downsample_is_area_down_and_bilinear_up(frame):
+    import torch.nn.functional as F
+
+    images, _ = frame  # 480 x 640: a multiple of 8, so area = an 8x8 mean
+    out = BASELINES.build("downsample", strength=8)(images)
+    small = F.interpolate(images, size=(60, 80), mode="area")
+    expected = F.interpolate(small, size=(480, 640), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+    assert BASELINES.build("downsample").strength == 4 and BASELINES.build("downsample").snap(5.4) == 5
+    odd = BASELINES.build("downsample", strength=3)(images[..., :101, :77])  # not a multiple: edges replicated
+    assert odd.shape == (1, 3, 101, 77)
+
+
+def test_grey_downsample_is_both(frame):
+    images, _ = frame
+    out = BASELINES.build("grey_downsample", strength=4)(images)
+    grey = BASELINES.build("grey")(images)
+    torch.testing.assert_close(out, BASELINES.build("downsample", strength=4)(grey), atol=1e-6, rtol=0)
+    assert torch.equal(out[:, 0], out[:, 2])
+
+
+def test_only_camera_side_baselines_export():
+    from veil.errors import VeilError
+    from veil.obfuscators.baselines import exportable
+
+    assert set(exportable()) == {"grey", "downsample", "grey_downsample", "quantisation"}
+    with pytest.raises(VeilError, match="no export path"):
+        BASELINES.build("detect_mask").module()

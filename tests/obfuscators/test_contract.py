@@ -87,6 +87,7 @@ def test_streaming_equals_clips(name, args):
 # Non-default arguments per family, so the rebuild really reads them from the saved JSON.
 REBUILD_ARGS = {
     "bdq": {"k": 2, "levels": 8, "variant": "frame+motion"},
+    "bottleneck": {"latent": 6, "stride": 16, "levels": 8, "grey": False, "width": 0.5, "blocks": 2, "expand": 3},
     "lensless": {"mask_size": 9, "binary": True, "width": 0.5},
     "lowres": {"factor": 8, "width": 0.5},
     "mobilenet_ae": {"width": 0.5},

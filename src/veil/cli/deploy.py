@@ -40,26 +40,50 @@ def obfuscate(
 
 
 def export(
-    checkpoint: Path = typer.Argument(..., help="obfuscator.safetensors of a run."),
+    checkpoint: Path | None = typer.Argument(None, help="obfuscator.safetensors of a run (or use --baseline)."),
     out: Path = typer.Option(Path("obfuscator.onnx"), help="ONNX file to write (the card goes beside it)."),
+    baseline: str | None = typer.Option(None, help="Export this plain baseline (grey, downsample, grey_downsample, "
+                                                   "quantisation) instead of a checkpoint."),
+    strength: float | None = typer.Option(None, help="The baseline's strength (default: its own)."),
+    frame_size: str = typer.Option("640x480", help="With --baseline: the WIDTHxHEIGHT frames are resized to."),
     int8: bool = typer.Option(False, help="Also write a static-QDQ int8 model (OUT.int8.onnx)."),
     dataset: Path | None = typer.Option(None, help="Dataset folder: measure relative person AP on its split."),
     split: str = typer.Option("test", help="Split of --dataset to measure on."),
     opset: int = typer.Option(18, help="ONNX opset (17 or later)."),
     overwrite: bool = typer.Option(False, help="Replace existing export files."),
 ) -> None:
-    """Export the obfuscator to ONNX (verified against PyTorch on vtest), with a model card."""
-    from veil.deployment.export import export_onnx, output_paths
+    """Export the obfuscator (or a plain baseline) to ONNX, verified against PyTorch on vtest, with a model card."""
+    from veil.deployment.export import export_baseline, export_onnx, output_paths
+    from veil.errors import VeilError
 
-    card = export_onnx(checkpoint, out, opset=opset, int8=int8, overwrite=overwrite, dataset=dataset, split=split,
-                       progress=lambda line: console.print(line, highlight=False))
+    def say(line: str) -> None:
+        console.print(line, highlight=False)
+
+    if (checkpoint is None) == (baseline is None):
+        raise VeilError("give either a CHECKPOINT or --baseline NAME (not both)")
+    if baseline is not None:
+        if int8:
+            raise VeilError("--int8 needs a checkpoint: a baseline has no weights to quantise")
+        width, _, height = frame_size.lower().partition("x")
+        if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+            raise VeilError(f"--frame-size must look like 640x480, got {frame_size!r}")
+        card = export_baseline(baseline, out, strength, opset=opset, overwrite=overwrite,
+                               frame_size=(int(width), int(height)), dataset=dataset, split=split, progress=say)
+    else:
+        if strength is not None:
+            raise VeilError("--strength goes with --baseline")
+        card = export_onnx(checkpoint, out, opset=opset, int8=int8, overwrite=overwrite, dataset=dataset, split=split,
+                           progress=say)
     summary = {
         "files": {k: str(v) for k, v in output_paths(out, int8).items()},
         "parameters": card["model"]["parameters"],
         "gmacs_640x480": round(card["model"]["macs_640x480"] / 1e9, 3),
+        "bits_per_frame": card["bound"]["bits_per_frame"],
         "opset": card["opset"],
         "max_abs_diff_vs_pytorch": card["parity"]["max_abs_diff"],
     }
+    if "baseline" in card["model"]:
+        summary["baseline"] = card["model"]["baseline"]
     if "int8" in card:
         summary["int8_max_abs_diff_vs_fp32"] = card["int8"]["max_abs_diff_vs_fp32"]
     if "utility" in card:

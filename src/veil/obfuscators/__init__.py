@@ -1,6 +1,6 @@
 """Learned obfuscators. Importing this package registers every built-in architecture."""
 
-from veil.obfuscators import autoencoder, bdq, lensless, lowres, unet  # noqa: F401  (registers)
+from veil.obfuscators import autoencoder, bdq, bottleneck, lensless, lowres, unet  # noqa: F401  (registers)
 from veil.obfuscators.autoencoder import MobileNetAutoencoder
 from veil.obfuscators.base import FrameStream, Obfuscator, clip_length
 from veil.obfuscators.registry import OBFUSCATORS

@@ -21,6 +21,8 @@ Rules
       as a quantiser's temperature; it is a function of the step, so a resumed run matches.
     * ``transmitted`` / ``attacked`` describe in words what leaves the camera and what the
       audit attacks; the model card and the report quote them.
+    * ``latent_bits_per_frame(frame_size)`` bounds, in bits, what one frame's output can carry
+      when the output is a function of a quantised latent (None: no such bound).
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ class Obfuscator(nn.Module):
 
     def set_progress(self, fraction: float) -> None:  # noqa: B027  (a no-op hook by design)
         """Training progress in [0, 1]; annealed obfuscators override this."""
+
+    def latent_bits_per_frame(self, frame_size: tuple[int, int]) -> float | None:  # noqa: ARG002
+        """Bits that one ``frame_size`` (width, height) frame's output is a function of: latent
+        values x log2(levels); None when the output is not a function of a quantised latent."""
+        return None
 
 
 def clip_length(obfuscator: nn.Module) -> int:

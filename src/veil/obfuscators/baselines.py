@@ -10,6 +10,13 @@ Whole-frame (no knowledge of where people are):
 * ``quantisation``: strength = grey levels per channel (paper: 8). Stronger = LOWER.
 * ``pixelation``: strength = downscale factor (paper: 1/3: area-downscale to a third, then
   nearest-neighbour upscale). Stronger = LOWER.
+* ``grey``: luma 0.299 R + 0.587 G + 0.114 B replicated to three channels, blended with the
+  frame; strength = the grey image's weight (1: fully grey). Stronger = higher.
+* ``downsample``: area-downsample by a whole factor, bilinear upsample back (smooth, unlike
+  pixelation's blocks; STPrivacy's 4x is the default); strength = the factor per side.
+  Stronger = higher.
+* ``grey_downsample``: ``downsample`` of the grey frame; strength = the factor (1: the
+  original frame, unchanged; any factor above 1 is also fully grey). Stronger = higher.
 
 Detect-then-anonymise (the frozen detector runs on the ORIGINAL frame, boxes at its
 pseudo-label threshold):
@@ -23,6 +30,10 @@ Every baseline maps float (B, 3, H, W) in [0, 1] to the same shape; ``sweep`` li
 strengths from weak to strong for privacy-utility curves, starting close to the original so
 that a calibration to any utility finds a bracket; ``none_strength`` is the strength at which
 the baseline returns 8-bit frames unchanged (the curve's anchor at the original frames).
+
+A baseline that a camera can run on its own (no detector, no randomness) has ``module()``: the
+same transform as an ``nn.Module`` (its ``apply`` IS that module), which ``veil export
+--baseline`` writes as an ONNX model the edge runtime runs like a learned obfuscator's.
 """
 
 from __future__ import annotations
@@ -33,8 +44,14 @@ from collections.abc import Sequence
 import kornia
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from veil.errors import VeilError
+from veil.obfuscators.ops import pad_to_multiple
 from veil.registry import Registry
+
+#: ITU-R BT.601 luma weights of R, G and B
+LUMA = (0.299, 0.587, 0.114)
 
 
 class Baseline:
@@ -71,6 +88,11 @@ class Baseline:
     def describe(self) -> dict:
         return {"name": self.name, "strength": self.strength, "paper_strength": self.paper_strength,
                 "stronger": self.stronger}
+
+    def module(self) -> nn.Module:
+        """The transform at this strength as a module (for ONNX export); only for baselines a
+        camera can run alone (no detector, no random draws)."""
+        raise VeilError(f"the {self.name} baseline has no export path (exportable: {', '.join(exportable())})")
 
 
 BASELINES: Registry[Baseline] = Registry("baseline")
@@ -129,8 +151,10 @@ class Quantisation(Baseline):
     sweep = (32, 8, 4, 3, 2)
 
     def apply(self, images, boxes=None):  # noqa: ARG002
-        levels = max(2, int(round(self.strength)))
-        return torch.round(images * (levels - 1)) / (levels - 1)
+        return self.module()(images)
+
+    def module(self) -> nn.Module:
+        return Levels(max(2, int(round(self.strength))))
 
 
 class Pixelation(Baseline):
@@ -143,6 +167,82 @@ class Pixelation(Baseline):
         f = min(max(self.strength, 1e-3), 1.0)
         small = F.interpolate(images, size=(max(1, round(h * f)), max(1, round(w * f))), mode="area")
         return F.interpolate(small, size=(h, w), mode="nearest")
+
+
+class Levels(nn.Module):
+    """Round every value in [0, 1] to ``levels`` values."""
+
+    def __init__(self, levels: int) -> None:
+        super().__init__()
+        self.levels = levels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.round(x * (self.levels - 1)) / (self.levels - 1)
+
+
+class Grey(nn.Module):
+    """``(1 - weight) * frame + weight * luma``, the luma replicated to three channels."""
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        self.weight = float(weight)
+        self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        grey = (x * self.luma.to(x.dtype)).sum(1, keepdim=True).expand_as(x)
+        return grey if self.weight == 1.0 else torch.lerp(x, grey, self.weight)
+
+
+class Downsample(nn.Module):
+    """Area-downsample by a whole ``factor`` (edges replicated to a multiple of it first), then
+    bilinear upsampling back to the input's size."""
+
+    def __init__(self, factor: int) -> None:
+        super().__init__()
+        self.factor = int(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.factor == 1:
+            return x
+        h, w = x.shape[-2:]
+        small = F.avg_pool2d(pad_to_multiple(x, self.factor), self.factor)
+        up = F.interpolate(small, scale_factor=self.factor, mode="bilinear", align_corners=False)
+        return up[..., :h, :w]
+
+
+class GreyBaseline(Baseline):
+    name, paper_strength, stronger = "grey", 1.0, "higher"
+    none_strength = 0.0
+    sweep = (0.25, 0.5, 0.75, 1.0)
+
+    def apply(self, images, boxes=None):  # noqa: ARG002
+        return self.module()(images)
+
+    def module(self) -> nn.Module:
+        return Grey(min(max(self.strength, 0.0), 1.0))
+
+
+class DownsampleBaseline(Baseline):
+    name, paper_strength, stronger, integer = "downsample", 4, "higher", True
+    none_strength = 1
+    sweep = (2, 4, 8, 16, 32)
+
+    def factor(self) -> int:
+        return max(1, int(round(self.strength)))
+
+    def apply(self, images, boxes=None):  # noqa: ARG002
+        return self.module()(images)
+
+    def module(self) -> nn.Module:
+        return Downsample(self.factor())
+
+
+class GreyDownsampleBaseline(DownsampleBaseline):
+    name = "grey_downsample"
+
+    def module(self) -> nn.Module:
+        factor = self.factor()
+        return Downsample(1) if factor == 1 else nn.Sequential(Grey(1.0), Downsample(factor))
 
 
 class DetectThenAnonymise(Baseline):
@@ -218,6 +318,21 @@ def pixelation(strength: float | None = None) -> Pixelation:
     return Pixelation(strength)
 
 
+@BASELINES.register("grey")
+def grey(strength: float | None = None) -> GreyBaseline:
+    return GreyBaseline(strength)
+
+
+@BASELINES.register("downsample")
+def downsample(strength: float | None = None) -> DownsampleBaseline:
+    return DownsampleBaseline(strength)
+
+
+@BASELINES.register("grey_downsample")
+def grey_downsample(strength: float | None = None) -> GreyDownsampleBaseline:
+    return GreyDownsampleBaseline(strength)
+
+
 @BASELINES.register("detect_blur")
 def detect_blur(detector=None, strength: float | None = None, conf: float | None = None) -> DetectBlur:
     return DetectBlur(detector, strength, conf)
@@ -226,3 +341,8 @@ def detect_blur(detector=None, strength: float | None = None, conf: float | None
 @BASELINES.register("detect_mask")
 def detect_mask(detector=None, strength: float | None = None, conf: float | None = None) -> DetectMask:
     return DetectMask(detector, strength, conf)
+
+
+def exportable() -> list[str]:
+    """Baselines with an export path (``Baseline.module``)."""
+    return [n for n in BASELINES.names() if type(BASELINES.build(n)).module is not Baseline.module]

@@ -161,6 +161,14 @@ class BDQ(Obfuscator):
         return (1 - a) * self.frame_quantiser(now) + a * motion
 
 
+    def latent_bits_per_frame(self, frame_size: tuple[int, int]) -> float:
+        """The output is a function of one (motion) or two (frame+motion) images quantised to
+        ``levels`` values per RGB value at full resolution."""
+        w, h = frame_size
+        images = 1 if self.variant == "motion" else 2
+        return images * 3 * h * w * math.log2(self.motion_quantiser.levels)
+
+
 @OBFUSCATORS.register("bdq")
 def bdq(k: int = 1, levels: int = 16, variant: str = "motion", sigma: float = 2.0, kernel: int = 13,
         gain: float = 2.0, temperature_start: float = 1.0, temperature_end: float = 100.0) -> BDQ:

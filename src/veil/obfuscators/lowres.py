@@ -22,6 +22,7 @@ from torchvision.models.mobilenetv2 import InvertedResidual
 
 from veil.obfuscators.autoencoder import _scaled, _upsample
 from veil.obfuscators.base import Obfuscator
+from veil.obfuscators.latent import latent_grid
 from veil.obfuscators.ops import pad_to_multiple, round_ste
 from veil.obfuscators.registry import OBFUSCATORS
 
@@ -64,6 +65,11 @@ class LowResolution(Obfuscator):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
         return self.up(self.downsample(x))[..., :h, :w]
+
+    def latent_bits_per_frame(self, frame_size: tuple[int, int]) -> float:
+        """The transmitted image: 3 channels of ceil(H / factor) x ceil(W / factor) 8-bit values."""
+        gh, gw = latent_grid(frame_size, self.stride)
+        return 3 * gh * gw * 8
 
 
 @OBFUSCATORS.register("lowres")

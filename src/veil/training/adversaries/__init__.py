@@ -4,7 +4,7 @@ Each adversary owns its networks, optimizers, update step, the term it adds to L
 checkpoint tensors and state, and its log columns; the trainer knows none of them by name.
 """
 
-from veil.training.adversaries import budget, reconstruction  # noqa: F401  (registers)
+from veil.training.adversaries import budget, rate, reconstruction  # noqa: F401  (registers)
 from veil.training.adversaries.base import AdversaryContext, Batch, TrainingAdversary
 from veil.training.adversaries.registry import TRAINING_ADVERSARIES
 
