@@ -29,6 +29,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "suite-cpu.json")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
+    load_before = os.getloadavg()
     start = time.perf_counter()
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "--durations=15", *args.pytest_args], cwd=ROOT,
                          capture_output=True, text=True)
@@ -40,7 +41,9 @@ def main() -> None:
               "wall_minutes": round(wall / 60, 1), "exit_code": run.returncode, "summary": summary,
               "slowest": [{"seconds": float(s), "phase": p, "test": t} for s, p, t in slowest[:15]],
               "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-                          "python": platform.python_version()},
+                          "python": platform.python_version(),
+                          "loadavg_before": [round(x, 2) for x in load_before],
+                          "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
               "budget_minutes": 15}
     write_json(args.out, result)
     sys.stdout.write(out[-3000:])
