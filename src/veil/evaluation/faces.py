@@ -40,10 +40,10 @@ def detect_faces(frames: torch.Tensor, threshold: float = FACE_THRESHOLD, upscal
     """Per frame of ``frames`` (N, 3, H, W; float in [0, 1] or uint8, RGB): face boxes (n, 5) = xyxy, score."""
     model = centerface()
     pixels = frames if frames.dtype == torch.uint8 else frames.float().clamp(0, 1).mul(255).round().to(torch.uint8)
-    pixels = pixels.permute(0, 2, 3, 1).cpu().numpy()
-    h, w = pixels.shape[1:3]
+    images = pixels.permute(0, 2, 3, 1).cpu().numpy()
+    h, w = images.shape[1:3]
     model.in_shape = (round(w * upscale), round(h * upscale))
-    return [model(np.ascontiguousarray(image), threshold=threshold)[0].reshape(-1, 5) for image in pixels]
+    return [model(np.ascontiguousarray(image), threshold=threshold)[0].reshape(-1, 5) for image in images]
 
 
 def _matched(a: np.ndarray, b: np.ndarray, iou: float) -> int:

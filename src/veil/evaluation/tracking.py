@@ -38,9 +38,10 @@ def track(detections: list[Detections], fps: float, config: TrackerConfig | None
         boxes = d.boxes.numpy().reshape(-1, 4).astype(np.float32)
         tracked = tracker.update(sv.Detections(xyxy=boxes, confidence=d.scores.numpy().astype(np.float32),
                                                class_id=np.zeros(len(boxes), int)))
-        keep = tracked.tracker_id >= 0 if len(tracked) else np.zeros(0, bool)
-        out.append((tracked.xyxy[keep].reshape(-1, 4), np.asarray(tracked.tracker_id[keep] if len(tracked) else [],
-                                                                   dtype=int)))
+        ids = tracked.tracker_id
+        assert ids is not None  # ByteTrack sets an id on every detection it returns (-1: not tracked)
+        keep = ids >= 0 if len(tracked) else np.zeros(0, bool)
+        out.append((tracked.xyxy[keep].reshape(-1, 4), np.asarray(ids[keep] if len(tracked) else [], dtype=int)))
     return out
 
 

@@ -8,6 +8,7 @@ frame's clip from the split: the frame and its predecessors, the split's first f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
@@ -50,8 +51,10 @@ def image_similarity(
     """Mean SSIM and PSNR between original frames and ``transform(frames)`` (data range 1)."""
     ssim, psnr, n = 0.0, 0.0, 0
     for images, out in _batches(dataset, transform, batch_size, device):
+        assert out is not None  # a transform is given, so every batch has its output
         for a, b in zip(out, images):
-            ssim += float(structural_similarity_index_measure(a[None], b[None], data_range=1.0))
+            # (typed Tensor | tuple: it is a tuple only with return_full_image / return_contrast_sensitivity)
+            ssim += float(structural_similarity_index_measure(a[None], b[None], data_range=1.0))  # type: ignore[arg-type]
             psnr += float(peak_signal_noise_ratio(a[None], b[None], data_range=1.0))
             n += 1
     return {"ssim": ssim / max(n, 1), "psnr": psnr / max(n, 1)}
@@ -63,7 +66,7 @@ def evaluate_utility(
 ) -> dict:
     """The paper's Table 1 figures for one split, plus SSIM/PSNR of obfuscation and reconstruction."""
     obfuscator.eval()
-    result = {"split_frames": len(dataset), "pseudo_label_boxes": sum(len(t.boxes) for t in dataset.targets)}
+    result: dict[str, Any] = {"split_frames": len(dataset), "pseudo_label_boxes": sum(len(t.boxes) for t in dataset.targets)}
     ap_orig = detection_ap(detector, dataset, None, device=device)
     ap_obf = detection_ap(detector, dataset, obfuscator, device=device)
     result["person_ap"] = {"original": ap_orig, "obfuscated": ap_obf}
@@ -75,7 +78,8 @@ def evaluate_utility(
         def reconstruct(x: torch.Tensor) -> torch.Tensor:
             return deobfuscator(obfuscator(x))
 
-        reconstruct.clip = clip_length(obfuscator)  # type: ignore[attr-defined]  (it takes O's input)
+        # It takes O's input, so it has O's clip (a function attribute mypy cannot declare).
+        reconstruct.clip = clip_length(obfuscator)  # type: ignore[attr-defined]
 
         ap_rec = detection_ap(detector, dataset, reconstruct, device=device)
         result["person_ap"]["reconstructed"] = ap_rec
