@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from veil.data.dataset import FrameDataset, obfuscator_inputs
+from veil.data.dataset import FrameDataset, FrameSource, obfuscator_inputs
 from veil.detectors import FrozenDetector
 from veil.evaluation.ap import average_precision
 from veil.obfuscators.base import clip_length
@@ -21,7 +21,7 @@ from veil.obfuscators.base import clip_length
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _batches(dataset: FrameDataset, transform: Transform | None, batch_size: int,
+def _batches(dataset: FrameSource, transform: Transform | None, batch_size: int,
              device: str | torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """(frames, transform of those frames or None) per batch; a temporal transform gets clips."""
     length = clip_length(transform) if transform is not None else 1
@@ -34,7 +34,7 @@ def _batches(dataset: FrameDataset, transform: Transform | None, batch_size: int
 
 @torch.no_grad()
 def detection_ap(
-    detector: FrozenDetector, dataset: FrameDataset, transform: Transform | None = None,
+    detector: FrozenDetector, dataset: FrameSource, transform: Transform | None = None,
     batch_size: int = 8, device: str | torch.device = "cpu",
 ) -> float:
     """Person AP (VOC, IoU 0.5) of ``detector`` on ``transform(frames)`` against the pseudo-labels."""
@@ -46,7 +46,7 @@ def detection_ap(
 
 @torch.no_grad()
 def image_similarity(
-    dataset: FrameDataset, transform: Transform, batch_size: int = 8, device: str | torch.device = "cpu"
+    dataset: FrameSource, transform: Transform, batch_size: int = 8, device: str | torch.device = "cpu"
 ) -> dict[str, float]:
     """Mean SSIM and PSNR between original frames and ``transform(frames)`` (data range 1)."""
     ssim, psnr, n = 0.0, 0.0, 0
@@ -66,7 +66,8 @@ def evaluate_utility(
 ) -> dict:
     """The paper's Table 1 figures for one split, plus SSIM/PSNR of obfuscation and reconstruction."""
     obfuscator.eval()
-    result: dict[str, Any] = {"split_frames": len(dataset), "pseudo_label_boxes": sum(len(t.boxes) for t in dataset.targets)}
+    result: dict[str, Any] = {"split_frames": len(dataset),
+                              "pseudo_label_boxes": sum(len(t.boxes) for t in dataset.targets)}
     ap_orig = detection_ap(detector, dataset, None, device=device)
     ap_obf = detection_ap(detector, dataset, obfuscator, device=device)
     result["person_ap"] = {"original": ap_orig, "obfuscated": ap_obf}
