@@ -116,7 +116,7 @@ class BudgetAdversary(TrainingAdversary):
     def obfuscated_crops(self) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """All identity crops of the training split cut from the current O(X) (O in eval mode,
         unchanged): ``{"train": (crops, labels), "heldout": (crops, labels)}``."""
-        out = {"train": ([], []), "heldout": ([], [])}
+        out: dict[str, tuple[list[torch.Tensor], list[torch.Tensor]]] = {"train": ([], []), "heldout": ([], [])}
         frames = [f for f, b in enumerate(self.labels.boxes) if len(b)]
         with frozen(self.ctx.obfuscator):
             for start in range(0, len(frames), 4):
