@@ -11,7 +11,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import cv2
 import torch
@@ -89,6 +89,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     start = time.time()
     checkpoint = out / "run" / "obfuscator.safetensors"
     obfuscator, deobfuscator, _ = load_models(checkpoint)
+    assert deobfuscator is not None  # every preset trains the reconstruction adversary D
     obfuscator, deobfuscator = obfuscator.to(device), deobfuscator.to(device)
     test = FrameDataset(dataset, "test")
     utility = evaluate_utility(detector, test, obfuscator, deobfuscator, device=device)
@@ -111,7 +112,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
         audit_summary = _audit(dataset, obfuscator, out / "audit", detector, device, sweep, progress)
         stages["audit"] = round(time.time() - start, 1)
 
-    metrics = {
+    metrics: dict[str, Any] = {
         "dataset": str(dataset),
         "preset": preset,
         "device": device,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from veil.errors import VeilError
 
 T = TypeVar("T")
+# The decorated factory keeps its own signature, so a direct call (``unet(width)``) keeps its return type.
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class BadArguments(VeilError, TypeError):
@@ -27,8 +29,8 @@ class Registry(Generic[T]):
         self.family = family
         self._factories: dict[str, Callable[..., T]] = {}
 
-    def register(self, name: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+    def register(self, name: str) -> Callable[[F], F]:
+        def decorator(factory: F) -> F:
             if name in self._factories:
                 raise ValueError(f"{self.family} {name!r} is registered twice")
             self._factories[name] = factory

@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import torch
@@ -33,6 +34,9 @@ from veil.audit.figures import Scores, chance_levels, per_query, replicates
 from veil.audit.fit_cache import Fit
 from veil.audit.labels import AttributeTask, IdentityTask
 from veil.audit.report import IDENTITY_FIGURES, AttackerResult, Figure, TaskResult
+
+if TYPE_CHECKING:
+    from veil.adversaries.attackers.base import Attacker, Task
 from veil.data.crops import CropSet, cut_crops
 from veil.errors import VeilError
 from veil.evaluation.bootstrap import (
@@ -59,17 +63,20 @@ def _build_kwargs(config: AuditConfig, seed: int) -> dict:
             "patience": config.patience, "augment": config.augment}
 
 
-def _fit_predict(name: str, kwargs: dict, task: str, train: tuple, validation: tuple | None,
+def _fit_predict(name: str, kwargs: dict, task: Task, train: tuple[Any, Any], validation: tuple[Any, Any] | None,
                  x_test: np.ndarray) -> tuple[np.ndarray, dict, Scores | None]:
     """One attacker, one seed: fit, predict the test crops, report its budget and, for identity,
     its class scores on the test (query) and train (gallery) crops (runs in a worker)."""
     import veil.adversaries.attackers  # noqa: F401  (a spawned worker registers the attackers itself)
 
-    attacker = ATTACKERS.build(name, **kwargs)
+    # ATTACKERS is typed Registry[object] (veil.adversaries.registry keeps clear of the attacker package);
+    # every registered factory builds an Attacker.
+    attacker = cast("Attacker", ATTACKERS.build(name, **kwargs))
     attacker.fit(*train, task, validation=validation)
     budget = attacker.budget() if hasattr(attacker, "budget") else {}
     if task != "identity":
         return attacker.predict(x_test), budget, None
+    assert attacker.classes_ is not None  # fit on the identity task sets them
     # predict is the argmax of the scores: compute the crops' features once
     scores = Scores(attacker.predict_scores(x_test), attacker.predict_scores(train[0]), attacker.classes_)
     return scores.classes[np.argmax(scores.test, axis=1)], budget, scores
@@ -129,7 +136,7 @@ def pool(parts: list[Predictions]) -> Predictions:
 FOLD_OFFSET = 10**7  # identity numbers of fold k are shifted by k x this when folds are pooled
 
 
-def run_attackers(frames: torch.Tensor, crops: CropSet, labels: np.ndarray, groups: np.ndarray, task: str,
+def run_attackers(frames: torch.Tensor, crops: CropSet, labels: np.ndarray, groups: np.ndarray, task: Task,
                   config: AuditConfig, pool: Executor | None = None, cache: Path | None = None) -> Predictions:
     """Train and test every attacker of ``config`` on ``crops`` of the uint8 ``frames``, once
     per seed; a deterministic attacker (its seed changes nothing) is fitted once. With ``cache``

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
 from veil.audit.attacks import Predictions, attack_pool, pool, summarise
 from veil.audit.config import AuditConfig, resolve
@@ -38,6 +37,7 @@ from veil.audit.report import (
     MethodResult,
 )
 from veil.audit.runner import assemble, finish, obfuscator_table
+from veil.detectors import FrozenDetector
 from veil.errors import VeilError
 from veil.io import read_json, write_json
 from veil.training.config import TrainConfig
@@ -106,7 +106,7 @@ def fold_dataset(src: Path, dst: Path, fold: Fold, val_share: float = 0.1) -> Pa
     return dst
 
 
-def train_fold(dataset: Path, run_dir: Path, recipe: TrainConfig, device: str, detector: nn.Module,
+def train_fold(dataset: Path, run_dir: Path, recipe: TrainConfig, device: str, detector: FrozenDetector,
                say: Callable[[str], None]) -> Path:
     """Train (or resume, or reuse) the fold's obfuscator by ``recipe``; its checkpoint path."""
     from veil.training.trainer import Trainer
@@ -126,7 +126,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
-def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str | Path, detector: nn.Module,
+def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str | Path, detector: FrozenDetector,
                     preset: str | AuditConfig = "strong", folds: int = 2, gap: float | None = None,
                     overrides: dict | None = None, sweep: bool = False,
                     progress: Callable[[str], None] | None = None) -> AuditReport:

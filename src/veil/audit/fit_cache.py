@@ -31,7 +31,8 @@ def write(stem: Path, pred: np.ndarray, budget: dict, scores: Scores | None) -> 
         arrays.update(test=scores.test, train=scores.train, classes=np.asarray(scores.classes))
     path = stem.with_suffix(".npz")
     with atomic_path(path) as tmp, tmp.open("wb") as f:
-        np.savez(f, **arrays)
+        # numpy's stub matches **kwds against the allow_pickle: bool keyword too; these are all arrays
+        np.savez(f, **arrays)  # type: ignore[arg-type]
 
 
 def read(stem: Path) -> Fit | None:

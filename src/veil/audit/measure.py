@@ -149,9 +149,11 @@ def measure_baselines(audit: Audit, baselines: dict[str, Baseline], target: floa
             add(name, audit.evaluate("baseline", frames, strength=b.strength, name=name), frames)
             continue
         # Swept: probe utility everywhere (cheap), attack only the matched strength and the curve's far end.
+        def probe(s: float, t: Callable[[float], Transform] = transform) -> float:
+            return audit.relative_ap(t(s))
+
         with audit.clock.stage("sweep: utility probes"):
-            curve = trace(b, lambda s, t=transform: audit.relative_ap(t(s)), None, target, config.sweep_points,
-                          config.calibration_steps, config.ap_tolerance)
+            curve = trace(b, probe, None, target, config.sweep_points, config.calibration_steps, config.ap_tolerance)
         points = {curve.none_strength: "original"}
         if curve.calibrated is not None and curve.calibrated != curve.none_strength:
             method = f"{name} (matched)"

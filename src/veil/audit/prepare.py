@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 
 from veil.adversaries.unet import reconstruction_quality
 from veil.audit.attacks import Predictions, attack
@@ -23,6 +22,7 @@ from veil.audit.frames import AuditFrames, FrameView, Transform, evenly, transfo
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.report import Kind, MethodResult
+from veil.detectors import FrozenDetector
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
 from veil.evaluation.utility import detection_ap
@@ -53,7 +53,7 @@ class Audit:
     frames: AuditFrames
     identity: dict[str, IdentityTask]
     attributes: AttributeTask
-    detector: nn.Module
+    detector: FrozenDetector
     ap_positions: torch.Tensor  # positions of the AP frames in the frame table
     ap_view: FrameView  # those frames (original images, pseudo-labels), cut once
     same_detector: bool  # the pseudo-labels are this detector's boxes: detect-then-anonymise may reuse them
@@ -65,7 +65,7 @@ class Audit:
     raw: dict[str, dict[str, Predictions]] | None = None
     cache: Path | None = None
     #: with ``config.transfer``: every detector utility is measured under, by name (the audit's own first)
-    detectors: dict[str, nn.Module] = field(default_factory=dict)
+    detectors: dict[str, FrozenDetector] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
@@ -114,10 +114,10 @@ class Audit:
 
         with self.clock.stage("utility across detectors"):
             ap_frames = frames[self.ap_positions]
-            by_detector = relative_ap_by_detector(self.ap_view.images, ap_frames, self.detectors)  # type: ignore[arg-type]
-            count = count_error(self.ap_view.images, ap_frames, self.detector)  # type: ignore[arg-type]
+            by_detector = relative_ap_by_detector(self.ap_view.images, ap_frames, self.detectors)
+            count = count_error(self.ap_view.images, ap_frames, self.detector)
             test = torch.as_tensor(self.frames.positions["test"])
-            tracks = tracking_agreement(self.frames.view.images[test], frames[test], self.detector,  # type: ignore[arg-type]
+            tracks = tracking_agreement(self.frames.view.images[test], frames[test], self.detector,
                                         fps=self.fps)
             faces = face_leak(self.ap_view.images, ap_frames)
         utility = {"count_mae": count["mae"], "count_relative_error": count["relative_error"],

@@ -24,14 +24,20 @@ STATE_HELP = ("Shared state: a folder (SQLite, one host) or postgresql://USER@HO
               "Tokens, results, limits and the access log live there.")
 
 
+def _required_state(state: str | None) -> str:
+    """``--state``; VeilError when it is not given."""
+    if not state:
+        raise VeilError("--state is required: a folder (SQLite) or a postgresql:// URL")
+    return state
+
+
 def _open_state(state: str | None):
     """The shared state at ``state``; VeilError when it is not given or cannot be opened."""
     from sqlalchemy.exc import DBAPIError
 
     from veil.cloud.state import SharedState, describe
 
-    if not state:
-        raise VeilError("--state is required: a folder (SQLite) or a postgresql:// URL")
+    state = _required_state(state)
     try:
         return SharedState(state)
     except DBAPIError as exc:
@@ -67,6 +73,7 @@ def serve(
         return
     from veil.cloud.state import describe
 
+    state = _required_state(state)
     shared = _open_state(state)  # creates or migrates the schema once, before the workers start
     try:
         if not shared.tokens():

@@ -405,6 +405,7 @@ def create_app(settings: ServeSettings) -> FastAPI:
              responses={200: {"content": {"text/event-stream": {}}}, **_responses(401, 403, 429, 503)})
     async def stream(request: Request, who: Principal = Depends(reader),
                      credentials: HTTPAuthorizationCredentials | None = Depends(_BEARER)) -> StreamingResponse:
+        assert credentials is not None  # `reader` (via `authenticated`) already answered 401 without one
         token = credentials.credentials.strip()
 
         async def events():

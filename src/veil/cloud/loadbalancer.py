@@ -82,6 +82,7 @@ def run_nginx(port: int, workers: list[str], timeout: float = 20.0,
             deadline = time.monotonic() + timeout
             while True:
                 if process.poll() is not None:
+                    assert process.stderr is not None  # stderr=PIPE above
                     raise VeilError(f"nginx exited: {process.stderr.read().decode().strip()}")
                 with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                     break

@@ -176,11 +176,12 @@ class SharedState:
                 self._put(db, "schema_version", str(SCHEMA_VERSION))
 
     def _insert(self, table: Table):
+        # Both dialects' INSERT has on_conflict_do_update; the generic one does not.
         if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
-        return insert(table)
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+            return postgresql_insert(table)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return sqlite_insert(table)
 
     def _put(self, db: Connection, key: str, value: str) -> None:
         stmt = self._insert(settings).values(key=key, value=value)

@@ -31,7 +31,7 @@ def store_frame(folder: Path, camera: str, body: bytes, media_type: str) -> Path
 
 def stored_files(folder: Path) -> list[tuple[float, int, Path]]:
     """(mtime, size, path) of every frame file Veil wrote under ``folder``, oldest first."""
-    out = []
+    out: list[tuple[float, int, Path]] = []
     if not folder.is_dir():
         return out
     for camera in folder.iterdir():

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -197,6 +198,18 @@ def clip_names(manifest: dict, names: list[str], length: int) -> list[list[str]]
     return out
 
 
+class FrameSource(Protocol):
+    """What frame consumers read: a FrameDataset, or a view of some of its frames (``veil.audit.frames.FrameView``)."""
+
+    targets: list[Target]
+
+    def __len__(self) -> int: ...
+
+    def batch(self, indices: list[int]) -> tuple[torch.Tensor, list[Target]]: ...
+
+    def clips(self, indices: list[int], length: int) -> tuple[torch.Tensor, list[Target]]: ...
+
+
 class FrameDataset:
     """One split of a prepared dataset, held in memory as uint8 (frames are small)."""
 
@@ -241,7 +254,7 @@ class FrameDataset:
         return images.view(len(indices), length, *images.shape[1:]), [self.targets[i] for i in indices]
 
 
-def obfuscator_inputs(dataset, indices: list[int], length: int) -> tuple[torch.Tensor, list[Target]]:
+def obfuscator_inputs(dataset: FrameSource, indices: list[int], length: int) -> tuple[torch.Tensor, list[Target]]:
     """What an obfuscator with clips of ``length`` takes for frames ``indices`` of ``dataset`` (a
     FrameDataset or any view with ``batch`` and ``clips``): the frames, or their clips."""
     return dataset.clips(indices, length) if length > 1 else dataset.batch(indices)

@@ -77,7 +77,7 @@ def read_image_folder(folder: Path, fps: float = 25.0) -> Iterator[Frame]:
 
 def write_video(path: Path, frames: Iterator[np.ndarray], fps: float) -> int:
     """Write RGB frames to ``path`` (codec from the suffix); returns the frame count."""
-    fourcc = cv2.VideoWriter_fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
+    fourcc = cv2.VideoWriter.fourcc(*("MJPG" if path.suffix.lower() == ".avi" else "mp4v"))
     writer = None
     n = 0
     try:

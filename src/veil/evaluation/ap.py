@@ -49,7 +49,7 @@ def average_precision(
             hits.append(hit)
     if not scores:
         return 0.0
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    tp = np.asarray(hits, dtype=np.float64)[order]
+    ranked = np.argsort(-np.asarray(scores), kind="stable")
+    tp = np.asarray(hits, dtype=np.float64)[ranked]
     tp_cum, fp_cum = np.cumsum(tp), np.cumsum(1 - tp)
     return voc_ap(tp_cum / n_gt, tp_cum / np.maximum(tp_cum + fp_cum, np.finfo(np.float64).eps))

@@ -8,11 +8,12 @@ frame's clip from the split: the frame and its predecessors, the split's first f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from veil.data.dataset import FrameDataset, obfuscator_inputs
+from veil.data.dataset import FrameDataset, FrameSource, obfuscator_inputs
 from veil.detectors import FrozenDetector
 from veil.evaluation.ap import average_precision
 from veil.obfuscators.base import clip_length
@@ -20,7 +21,7 @@ from veil.obfuscators.base import clip_length
 Transform = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _batches(dataset: FrameDataset, transform: Transform | None, batch_size: int,
+def _batches(dataset: FrameSource, transform: Transform | None, batch_size: int,
              device: str | torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
     """(frames, transform of those frames or None) per batch; a temporal transform gets clips."""
     length = clip_length(transform) if transform is not None else 1
@@ -33,7 +34,7 @@ def _batches(dataset: FrameDataset, transform: Transform | None, batch_size: int
 
 @torch.no_grad()
 def detection_ap(
-    detector: FrozenDetector, dataset: FrameDataset, transform: Transform | None = None,
+    detector: FrozenDetector, dataset: FrameSource, transform: Transform | None = None,
     batch_size: int = 8, device: str | torch.device = "cpu",
 ) -> float:
     """Person AP (VOC, IoU 0.5) of ``detector`` on ``transform(frames)`` against the pseudo-labels."""
@@ -45,13 +46,15 @@ def detection_ap(
 
 @torch.no_grad()
 def image_similarity(
-    dataset: FrameDataset, transform: Transform, batch_size: int = 8, device: str | torch.device = "cpu"
+    dataset: FrameSource, transform: Transform, batch_size: int = 8, device: str | torch.device = "cpu"
 ) -> dict[str, float]:
     """Mean SSIM and PSNR between original frames and ``transform(frames)`` (data range 1)."""
     ssim, psnr, n = 0.0, 0.0, 0
     for images, out in _batches(dataset, transform, batch_size, device):
+        assert out is not None  # a transform is given, so every batch has its output
         for a, b in zip(out, images):
-            ssim += float(structural_similarity_index_measure(a[None], b[None], data_range=1.0))
+            # (typed Tensor | tuple: it is a tuple only with return_full_image / return_contrast_sensitivity)
+            ssim += float(structural_similarity_index_measure(a[None], b[None], data_range=1.0))  # type: ignore[arg-type]
             psnr += float(peak_signal_noise_ratio(a[None], b[None], data_range=1.0))
             n += 1
     return {"ssim": ssim / max(n, 1), "psnr": psnr / max(n, 1)}
@@ -63,7 +66,8 @@ def evaluate_utility(
 ) -> dict:
     """The paper's Table 1 figures for one split, plus SSIM/PSNR of obfuscation and reconstruction."""
     obfuscator.eval()
-    result = {"split_frames": len(dataset), "pseudo_label_boxes": sum(len(t.boxes) for t in dataset.targets)}
+    result: dict[str, Any] = {"split_frames": len(dataset),
+                              "pseudo_label_boxes": sum(len(t.boxes) for t in dataset.targets)}
     ap_orig = detection_ap(detector, dataset, None, device=device)
     ap_obf = detection_ap(detector, dataset, obfuscator, device=device)
     result["person_ap"] = {"original": ap_orig, "obfuscated": ap_obf}
@@ -75,7 +79,8 @@ def evaluate_utility(
         def reconstruct(x: torch.Tensor) -> torch.Tensor:
             return deobfuscator(obfuscator(x))
 
-        reconstruct.clip = clip_length(obfuscator)  # type: ignore[attr-defined]  (it takes O's input)
+        # It takes O's input, so it has O's clip (a function attribute mypy cannot declare).
+        reconstruct.clip = clip_length(obfuscator)  # type: ignore[attr-defined]
 
         ap_rec = detection_ap(detector, dataset, reconstruct, device=device)
         result["person_ap"]["reconstructed"] = ap_rec

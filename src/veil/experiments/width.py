@@ -16,6 +16,7 @@ import io
 import math
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from veil.audit.report import AuditReport
 from veil.errors import VeilError
@@ -97,7 +98,8 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
     if len(test) == 0:
         raise VeilError(f"the width sweep needs frames in the test split of {dataset}")
     ap_original = detection_ap(detector, test, device=device)
-    rows, modules, info = [], {}, {}
+    rows: list[dict[str, Any]] = []
+    modules, info = {}, {}
     for w, config in configs.items():
         checkpoint, status = train_width(dataset, out / run_name(w), config, device, detector, say)
         obfuscator, _, meta = load_models(checkpoint)
@@ -129,7 +131,7 @@ def width_sweep(dataset: str | Path, out: str | Path, widths: list[float], prese
 def _audited(report: AuditReport, name: str) -> dict:
     """A width's audited figures: cost, and worst-case identity per protocol and mA with intervals."""
     m, cost = report.method(name), report.obfuscators[name].cost
-    row = {"parameters": cost.parameters, "macs": cost.macs, "latency_ms": cost.latency_ms,
+    row: dict[str, Any] = {"parameters": cost.parameters, "macs": cost.macs, "latency_ms": cost.latency_ms,
            "relative_ap_audit": m.relative_ap}
     for p in report.protocols:
         w = m.identity[p].worst_case

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 import torch.distributed as dist
@@ -264,7 +265,9 @@ class Trainer:
             for opt in (self.opt_o, *(o for a, _ in self.adversaries for o in a.optimizers())):
                 for group in opt.param_groups:
                     group["lr"] = self.lr_at(epoch)
-            start, sums, counts, steps = time.time(), {}, {}, self.steps_per_epoch()
+            sums: dict[str, float] = {}
+            counts: dict[str, int] = {}
+            start, steps = time.time(), self.steps_per_epoch()
             self.epoch_frames = []
             for step, batch in enumerate(self.batches(epoch)):
                 if isinstance(self.obfuscator, Obfuscator):  # annealing follows the step, so resume matches
@@ -297,9 +300,9 @@ class Trainer:
     # -------------------------------------------------------------- checkpoints
     def save(self) -> None:
         """Rank 0 writes last (resumable) and obfuscator (deployable) checkpoints and the CSV log."""
-        shards = [self.epoch_frames]
+        shards: list[list[int] | None] = [self.epoch_frames]
         if self.world_size > 1:
-            shards = [None] * self.world_size
+            shards = [None] * self.world_size  # all_gather_object puts each rank's list in its slot
             dist.all_gather_object(shards, self.epoch_frames)
         if self.rank == 0:
             tensors = prefixed("obfuscator", self.obfuscator)
@@ -378,7 +381,7 @@ class Trainer:
             dist.destroy_process_group()
 
 
-def has_regulariser(obfuscator: torch.nn.Module) -> bool:
+def has_regulariser(obfuscator: torch.nn.Module) -> TypeGuard[Obfuscator]:
     """Whether ``obfuscator`` adds a term of its own to L_O (it overrides ``Obfuscator.regulariser``)."""
     return isinstance(obfuscator, Obfuscator) and type(obfuscator).regulariser is not Obfuscator.regulariser
 

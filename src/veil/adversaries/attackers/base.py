@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -78,7 +78,7 @@ class Attacker(ABC):
         self.early_stopping = False  # whether they selected the epoch
         self.n_outputs: int | None = None  # classes (identity) or attributes, after fit
 
-    def fit(self, crops, labels, task: Task, validation: tuple | None = None) -> Attacker:
+    def fit(self, crops, labels, task: Task, validation: tuple[Any, Any] | None = None) -> Attacker:
         """Train on ``crops`` / ``labels``; ``validation``: optional (crops, labels) pair that
         attackers with early stopping select their epoch on (never trained on)."""
         if task not in TASKS:
@@ -87,15 +87,17 @@ class Attacker(ABC):
         if len(x) < 2:
             raise VeilError(f"{self.name}: fit needs at least 2 crops, got {len(x)}")
         self.task, self.crop_size = task, (int(x.shape[3]), int(x.shape[2]))
+        classes = None  # set for the identity task only
         if task == "identity":
-            self.classes_, y = np.unique(y, return_inverse=True)
-        self.n_outputs = len(self.classes_) if task == "identity" else int(y.shape[1])
+            classes, y = np.unique(y, return_inverse=True)
+            self.classes_ = classes
+        self.n_outputs = len(classes) if classes is not None else int(y.shape[1])
         val = None
         if validation is not None:
             xv, yv = self._checked(*validation, task)
-            if task == "identity":  # identities absent from training can never be right: -1
-                pos = np.searchsorted(self.classes_, yv.ravel()).clip(0, len(self.classes_) - 1)
-                yv = np.where(self.classes_[pos] == yv.ravel(), pos, -1)
+            if classes is not None:  # identities absent from training can never be right: -1
+                pos = np.searchsorted(classes, yv.ravel()).clip(0, len(classes) - 1)
+                yv = np.where(classes[pos] == yv.ravel(), pos, -1)
             elif yv.shape[1] != y.shape[1]:
                 raise VeilError(f"validation has {yv.shape[1]} attributes, training {y.shape[1]}")
             val = (xv, yv.astype(np.int64 if task == "identity" else np.float32))
@@ -119,6 +121,7 @@ class Attacker(ABC):
         """``crops`` checked against what fit saw: a fitted attacker, uint8 (N, 3, h, w) of the fitted size."""
         if self.task is None:
             raise VeilError(f"{self.name}: {what} called before fit")
+        assert self.crop_size is not None  # fit sets it with the task
         x = as_uint8_array(crops)
         if (int(x.shape[3]), int(x.shape[2])) != self.crop_size:
             raise VeilError(f"{self.name} was fitted on {self.crop_size[0]}x{self.crop_size[1]} crops, "
@@ -129,8 +132,10 @@ class Attacker(ABC):
         """Identity labels (N,) in the caller's label space, or attributes (N, M) 0/1."""
         x = self._ready(crops, "predict")
         if self.task == "identity":
+            assert self.classes_ is not None  # fit sets them for the identity task
             # one definition for every attacker: the most likely class of predict_scores
             return self.classes_[self.predict_scores(x).argmax(1)]
+        assert self.n_outputs is not None  # fit sets it with the task
         if len(x) == 0:
             return np.zeros((0, self.n_outputs), np.uint8)
         return self._predict(x).astype(np.uint8)
@@ -142,6 +147,7 @@ class Attacker(ABC):
         if self.task != "identity":
             raise VeilError(f"{self.name}: predict_scores is for the identity task, this attacker was fitted "
                             f"on {self.task}")
+        assert self.n_outputs is not None  # fit sets it with the task
         if len(x) == 0:
             return np.zeros((0, self.n_outputs), np.float32)
         scores = np.asarray(self._scores(x), np.float32)
@@ -271,9 +277,11 @@ class TorchAttacker(Attacker):
         return nn.Sequential(*steps)
 
     def _fit(self, x: np.ndarray, y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None) -> None:
+        task = self.task
+        assert task is not None and (task != "identity" or self.classes_ is not None)  # fit set them
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)
-        n_out = len(self.classes_) if self.task == "identity" else y.shape[1]
+        n_out = len(self.classes_) if self.classes_ is not None and task == "identity" else y.shape[1]
         self.net = self.build(n_out).to(self.device)
         augment = self._augmenter()
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.weight_decay)
@@ -306,11 +314,11 @@ class TorchAttacker(Attacker):
                 opt.step()
                 sched.step()
             self.epochs_run = epoch
-            if not early:
+            if validation is None or self.patience is None:  # i.e. not early
                 continue
             self._recalibrate_batchnorm(xt)
-            s = score(self._predict(validation[0]), validation[1], self.task)
-            if self.best_validation is None or s > self.best_validation:
+            s = score(self._predict(validation[0]), validation[1], task)
+            if self.best_validation is None or self.best_epoch is None or s > self.best_validation:
                 self.best_validation, self.best_epoch = s, epoch
                 best_state = copy.deepcopy(self.net.state_dict())
             elif epoch - self.best_epoch >= self.patience:
@@ -320,6 +328,11 @@ class TorchAttacker(Attacker):
         else:
             self._recalibrate_batchnorm(xt)
 
+    def _network(self) -> nn.Module:
+        """The network ``_fit`` built (its callers all run after that)."""
+        assert self.net is not None, f"{self.name}: no network before fit"
+        return self.net
+
     @torch.no_grad()
     def _recalibrate_batchnorm(self, xt: torch.Tensor) -> None:
         """Re-estimate BatchNorm statistics of the current weights over the training crops.
@@ -328,18 +341,19 @@ class TorchAttacker(Attacker):
         TF-ported EfficientNet use momentum 0.01), which alone can push eval-mode predictions
         to chance; one forward pass with a cumulative average fixes that exactly.
         """
-        bns = [m for m in self.net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        net = self._network()
+        bns = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
         if not bns:
             return
         saved = [m.momentum for m in bns]
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # cumulative moving average
-        self.net.train()
+        net.train()
         for start in range(0, len(xt), self.batch_size * 4):
             chunk = xt[start : start + self.batch_size * 4]
             if len(chunk) > 1:
-                self.net(self._tensor(chunk.numpy()))
+                net(self._tensor(chunk.numpy()))
         for m, mom in zip(bns, saved):
             m.momentum = mom
 
@@ -347,11 +361,12 @@ class TorchAttacker(Attacker):
     def _outputs(self, x: np.ndarray, penultimate: bool = False) -> torch.Tensor:
         """Logits (N, outputs), or the input of the network's last linear layer, in eval mode;
         averaged over the horizontal flip when training saw flips (cheap test-time augmentation)."""
-        self.net.eval()
+        net = self._network()
+        net.eval()
         captured: list[torch.Tensor] = []
         hook = None
         if penultimate:  # every network here ends in one nn.Linear classifier: its input is the embedding
-            last = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+            last = [m for m in net.modules() if isinstance(m, nn.Linear)][-1]
             hook = last.register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].flatten(1)))
         try:
             outs = []
@@ -359,8 +374,8 @@ class TorchAttacker(Attacker):
                 xb = self._tensor(x[start : start + 256])
                 views = [xb, xb.flip(-1)] if self.augment != "none" else [xb]
                 captured.clear()
-                logits = sum(self.net(v) for v in views) / len(views)
-                outs.append((sum(captured) / len(views) if penultimate else logits).cpu())
+                logits = sum(net(v) for v in views) / len(views)
+                outs.append((torch.stack(captured).sum(0) / len(views) if penultimate else logits).cpu())
         finally:
             if hook is not None:
                 hook.remove()

@@ -14,12 +14,17 @@ crops but the neighbour set, so it cannot overfit a short training budget.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
 from veil.adversaries.attackers.base import Attacker
 from veil.adversaries.attackers.efficientnet_lite0 import imagenet_features
 from veil.adversaries.registry import ATTACKERS
+
+if TYPE_CHECKING:
+    from sklearn.neighbors import KNeighborsClassifier
 
 
 class EfficientNetLite0KnnAttacker(Attacker):
@@ -35,7 +40,7 @@ class EfficientNetLite0KnnAttacker(Attacker):
         super().__init__(seed)
         self.k, self.upscale, self.feature_batch = k, upscale, feature_batch
         self.device = torch.device(device)
-        self.knn = None
+        self.knn: KNeighborsClassifier | None = None
         self.prior: np.ndarray | None = None
 
     def _budget(self) -> dict:
@@ -51,17 +56,23 @@ class EfficientNetLite0KnnAttacker(Attacker):
 
         f = self._embed(x)
         k = min(self.k, len(x))
-        self.knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", weights="distance", algorithm="brute")
-        self.knn.fit(f, y if self.task == "identity" else y.astype(int))
+        knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", weights="distance", algorithm="brute")
+        self.knn = knn.fit(f, y if self.task == "identity" else y.astype(int))
         if self.task == "attributes":
             self.prior = y.mean(0)
 
+    def _fitted(self) -> KNeighborsClassifier:
+        assert self.knn is not None, "predicting before fit"  # Attacker._ready refuses that first
+        return self.knn
+
     def _scores(self, x: np.ndarray) -> np.ndarray:
-        return self.knn.predict_proba(self._embed(x))
+        return self._fitted().predict_proba(self._embed(x))
 
     def _predict(self, x: np.ndarray) -> np.ndarray:
-        probas, classes_per = self.knn.predict_proba(self._embed(x)), self.knn.classes_
-        if not self.knn.outputs_2d_:  # a single attribute: scikit-learn drops the list
+        knn = self._fitted()
+        assert self.prior is not None  # fit on the attributes task sets it
+        probas, classes_per = knn.predict_proba(self._embed(x)), knn.classes_
+        if not knn.outputs_2d_:  # a single attribute: scikit-learn drops the list
             probas, classes_per = [probas], [classes_per]
         out = np.zeros((len(x), len(probas)), np.uint8)
         for j, (proba, classes) in enumerate(zip(probas, classes_per)):

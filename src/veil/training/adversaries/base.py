@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -21,6 +22,9 @@ from torch import nn
 
 from veil.detectors import Target
 from veil.training.config import TrainConfig
+
+if TYPE_CHECKING:
+    from veil.data.dataset import FrameDataset
 
 
 @dataclass
@@ -70,7 +74,7 @@ class AdversaryContext:
 
     config: TrainConfig
     device: torch.device
-    train_set: object  # veil.data.dataset.FrameDataset of the TRAIN split
+    train_set: FrameDataset  # of the TRAIN split
     obfuscator: nn.Module  # the bare module (not the DDP wrapper)
     autocast: Callable[[], contextlib.AbstractContextManager]
     use_amp: bool = False
