@@ -43,7 +43,7 @@ def detect_faces(frames: torch.Tensor, threshold: float = FACE_THRESHOLD, upscal
     pixels = as_bytes.permute(0, 2, 3, 1).cpu().numpy()
     h, w = pixels.shape[1:3]
     model.in_shape = (round(w * upscale), round(h * upscale))
-    return [model(np.ascontiguousarray(image), threshold=threshold)[0].reshape(-1, 5) for image in images]
+    return [model(np.ascontiguousarray(image), threshold=threshold)[0].reshape(-1, 5) for image in pixels]
 
 
 def _matched(a: np.ndarray, b: np.ndarray, iou: float) -> int:
