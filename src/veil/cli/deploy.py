@@ -72,6 +72,7 @@ def export(
     else:
         if strength is not None:
             raise VeilError("--strength goes with --baseline")
+        assert checkpoint is not None  # exactly one of the two, checked above
         card = export_onnx(checkpoint, out, opset=opset, int8=int8, overwrite=overwrite, dataset=dataset, split=split,
                            progress=say)
     summary = {

@@ -22,6 +22,7 @@ import platform
 import tempfile
 import warnings
 from collections.abc import Callable
+from functools import partial
 from importlib.metadata import version
 from pathlib import Path
 
@@ -128,10 +129,10 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
                     row = {"obfuscator_pytorch": median_ms(lambda: obfuscator(x_obf), repeats, warmup)}
                     for kind in ("fp32", "int8"):
                         model = OnnxObfuscator(paths[kind], threads=n)
-                        row[f"obfuscator_onnx_{kind}"] = median_ms(lambda m=model: m.run(x), repeats, warmup)
+                        row[f"obfuscator_onnx_{kind}"] = median_ms(partial(model.run, x), repeats, warmup)
                     row["detector"] = median_ms(lambda: detector.detect(x_torch), repeats, warmup)
                     session = ort_session(detector_path, n)
-                    row["detector_onnx_fp32"] = median_ms(lambda s=session: s.run(None, feed), repeats, warmup)
+                    row["detector_onnx_fp32"] = median_ms(partial(session.run, None, feed), repeats, warmup)
                 result["latency"][label] = row
         finally:
             torch.set_num_threads(previous)
@@ -190,7 +191,7 @@ def bench_designs(designs: list[tuple[str, dict]], latency: dict, frame: np.ndar
             for label in latency:
                 n = int(label.split("_")[0])
                 model = OnnxObfuscator(onnx_path, threads=n)
-                timed = median_ms(lambda m=model, x=x: m.run(x), repeats, warmup)
+                timed = median_ms(partial(model.run, x), repeats, warmup)
                 row["latency"][label] = {"obfuscator_onnx_fp32": timed}
                 row["ratio_to_detector_onnx"][label] = round(
                     row["latency"][label]["obfuscator_onnx_fp32"]["median_ms"]

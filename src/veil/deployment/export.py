@@ -46,6 +46,7 @@ import warnings
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -249,6 +250,7 @@ def export_baseline(
         if data is not None:
             from veil.io import read_json
 
+            assert dataset is not None  # data is the dataset's split
             manifest = read_json(Path(dataset) / "manifest.json")["detector"]
             config = {"detector": manifest["name"], "detector_weights": manifest.get("weights")}
             say(f"measuring person AP on {len(data)} {split} frames")
@@ -322,6 +324,7 @@ def _torch_export(obfuscator: nn.Module, path: Path, opset: int, frame_size: tup
         program = torch.onnx.export(obfuscator, (example,), None, input_names=[INPUT_NAME],
                                     output_names=list(output_names), opset_version=opset, dynamic_shapes=(dims,),
                                     dynamo=True, verbose=False)
+    assert program is not None  # dynamo=True returns the program
     program.save(str(path), external_data=False)
     model = onnx.load(str(path))
     # The exporter names the output dims by their symbolic formula; they equal the input's.
@@ -378,10 +381,15 @@ def _quantised(obfuscator: nn.Module):
     return quantiser if has_levels and hasattr(obfuscator, "latent_features") else None
 
 
+# A quantised obfuscator (``_quantised`` found its quantiser) is read by duck typing: its
+# ``latent_features`` and ``quantiser`` are module attributes torch types as ``Tensor | Module``.
+Quantised = Any
+
+
 class _LatentProbe(nn.Module):
     """The latent before and after rounding, as a graph: to check the export's quantisation."""
 
-    def __init__(self, obfuscator: nn.Module) -> None:
+    def __init__(self, obfuscator: Quantised) -> None:
         super().__init__()
         self.obfuscator = obfuscator
 
@@ -390,7 +398,7 @@ class _LatentProbe(nn.Module):
         return torch.sigmoid(features), self.obfuscator.quantiser(features)
 
 
-def _verify(obfuscator: nn.Module, tmp: Path, opset: int, frame_size: tuple[int, int], frames: np.ndarray) -> dict:
+def _verify(obfuscator: Quantised, tmp: Path, opset: int, frame_size: tuple[int, int], frames: np.ndarray) -> dict:
     """Parity of the export on real frames; for a quantised latent, the latent level for level too.
 
     A model with latent noise is checked as a noise-free copy exported the same way (its draws
@@ -412,7 +420,7 @@ def _verify(obfuscator: nn.Module, tmp: Path, opset: int, frame_size: tuple[int,
     return out
 
 
-def _latent_parity(obfuscator: nn.Module, tmp: Path, opset: int, frame_size: tuple[int, int],
+def _latent_parity(obfuscator: Quantised, tmp: Path, opset: int, frame_size: tuple[int, int],
                    frames: np.ndarray) -> tuple[dict, set[str]]:
     """Export the encoder and quantiser alone; every latent value must equal PyTorch's level,
     except values within BOUNDARY_TOLERANCE of a rounding boundary. Returns the record and the
@@ -427,6 +435,7 @@ def _latent_parity(obfuscator: nn.Module, tmp: Path, opset: int, frame_size: tup
         program = torch.onnx.export(_LatentProbe(obfuscator).eval(), (torch.zeros(2, 3, h, w),), None,
                                     input_names=[INPUT_NAME], output_names=["sigmoid", "latent"],
                                     opset_version=opset, dynamic_shapes=(dims,), dynamo=True, verbose=False)
+    assert program is not None  # dynamo=True returns the program
     program.save(str(path), external_data=False)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     levels = obfuscator.quantiser.levels
@@ -453,7 +462,7 @@ def _latent_parity(obfuscator: nn.Module, tmp: Path, opset: int, frame_size: tup
             "boundary_tolerance": BOUNDARY_TOLERANCE}, exempt
 
 
-def _bound(obfuscator: nn.Module, frame_size: tuple[int, int], frames: np.ndarray | None = None) -> dict:
+def _bound(obfuscator: Quantised, frame_size: tuple[int, int], frames: np.ndarray | None = None) -> dict:
     """What one frame's output can carry, in bits (None: not a function of a quantised latent);
     with real ``frames``, also the entropy its latent measured on them."""
     bits = getattr(obfuscator, "latent_bits_per_frame", lambda _size: None)
@@ -543,7 +552,8 @@ def _utility(data, dataset, split: str, tmp: Path, int8: bool, config: dict, det
         def run(x: torch.Tensor, m: OnnxObfuscator = model) -> torch.Tensor:
             return torch.from_numpy(m.run(x.numpy()))
 
-        run.clip = model.clip  # type: ignore[attr-defined]  (detection_ap hands a temporal model clips)
+        # detection_ap hands a temporal model clips
+        run.clip = model.clip  # type: ignore[attr-defined]
         ap[f"onnx_{kind}"] = detection_ap(detector, data, run)
     base = ap["original"]
     relative = {k: (v / base if base > 0 else float("nan")) for k, v in ap.items() if k != "original"}

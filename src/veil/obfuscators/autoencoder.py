@@ -107,10 +107,11 @@ class MobileNetAutoencoder(Obfuscator):
         return y.repeat(1, 3, 1, 1) if self.grey else y
 
     def latent_bits_per_frame(self, frame_size: tuple[int, int]) -> float | None:
-        if self.quantiser is None:
+        bits = None if self.quantiser is None else self.quantiser.bits_per_value()
+        if bits is None:
             return None
         gh, gw = latent_grid(frame_size, self.stride)
-        return self.latent_channels * gh * gw * self.quantiser.bits_per_value()
+        return self.latent_channels * gh * gw * bits
 
 
 @OBFUSCATORS.register("mobilenet_ae")

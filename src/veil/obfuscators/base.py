@@ -54,8 +54,8 @@ class Obfuscator(nn.Module):
         return None
 
 
-def clip_length(obfuscator: nn.Module) -> int:
-    """Frames per input of ``obfuscator`` (1 for frame obfuscators and plain modules)."""
+def clip_length(obfuscator: object) -> int:
+    """Frames per input of ``obfuscator`` (1 for frame obfuscators, plain modules and plain transforms)."""
     return int(getattr(obfuscator, "clip", 1))
 
 

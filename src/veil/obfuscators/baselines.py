@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import kornia
 import torch
@@ -50,6 +51,9 @@ from veil.errors import VeilError
 from veil.obfuscators.ops import pad_to_multiple
 from veil.registry import Registry
 
+if TYPE_CHECKING:  # a detect-then-anonymise baseline holds the audit's detector
+    from veil.detectors.base import FrozenDetector
+
 #: ITU-R BT.601 luma weights of R, G and B
 LUMA = (0.299, 0.587, 0.114)
 
@@ -58,6 +62,7 @@ class Baseline:
     """A strength-parameterised frame transform."""
 
     name: str = "baseline"
+    detector: FrozenDetector | None = None  # set on baselines that need one (``needs_detector``)
     paper_strength: float = 1.0
     stronger: str = "higher"  # which way of ``strength`` removes more information
     sweep: tuple[float, ...] = ()
@@ -186,6 +191,7 @@ class Grey(nn.Module):
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
         self.weight = float(weight)
+        self.luma: torch.Tensor
         self.register_buffer("luma", torch.tensor(LUMA).view(1, 3, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -31,6 +31,8 @@ default). Being a property of the mask only, each is computed on the mask, not o
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -113,7 +115,7 @@ class LenslessCamera(Obfuscator):
 
     def regulariser(self) -> torch.Tensor:
         h = self.psf()
-        terms = {
+        terms: dict[str, Callable[[], torch.Tensor]] = {
             "similarity": (h - 1 / h.numel()).square().sum,
             "tv": lambda: -((h[1:] - h[:-1]).abs().sum() + (h[:, 1:] - h[:, :-1]).abs().sum()),
             "invertibility": lambda: -torch.log(torch.fft.rfft2(h).abs().square() + 1e-8).mean(),

@@ -47,8 +47,9 @@ class LowResolution(Obfuscator):
         self.down = nn.Conv2d(3, 3, kernel_size=factor, stride=factor)
         with torch.no_grad():  # start as area averaging of each channel
             self.down.weight.zero_()
-            for c in range(3):
-                self.down.weight[c, c] = 1 / factor**2
+            for k in range(3):
+                self.down.weight[k, k] = 1 / factor**2
+            assert self.down.bias is not None  # nn.Conv2d's default bias=True
             self.down.bias.zero_()
         c = [_scaled(ch, width) for ch in (64, 48, 32, 24, 16, 16, 16)[:stages]]
         up: list[nn.Module] = [nn.Conv2d(3, c[0], kernel_size=3, padding=1), nn.ReLU6()]

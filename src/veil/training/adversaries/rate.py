@@ -53,7 +53,7 @@ class RateTerm(TrainingAdversary):
                             f"{context.config.obfuscator_args or 'no arguments'} has none")
         self.quantiser = quantiser
         self.levels = int(quantiser.levels)
-        self.stride = int(context.obfuscator.stride)
+        self.stride = int(getattr(context.obfuscator, "stride"))  # noqa: B009  (a module attribute torch types as Tensor | Module)
 
     def networks(self) -> dict[str, nn.Module]:
         return {}
