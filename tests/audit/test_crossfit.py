@@ -60,7 +60,7 @@ def cross_fitted(tmp_path_factory, dataset):
     save_models(checkpoint, config, o, None, {"adversaries": config.adversaries})
     out = root / "report"
     args = ("audit", checkpoint, "--dataset", dataset, "--out", out, "--preset", "smoke", "--cross-fit", "2",
-            "--baselines", "gaussian_blur", "--device", "cpu")
+            "--baselines", "gaussian_blur", "--protocol", "reid", "--device", "cpu")
     first = veil(*args)
     assert first.returncode == 0, first.stderr
     return load_report(out), out, dataset, args

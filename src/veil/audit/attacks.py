@@ -146,6 +146,7 @@ def run_attackers(frames: torch.Tensor, crops: CropSet, labels: np.ndarray, grou
     validation = (x[part["val"]], labels[part["val"]]) if config.patience and part["val"].any() else None
     train = (x[part["train"]], labels[part["train"]])
     jobs: dict[tuple[str, int], Future | Fit] = {}
+    fresh: list[tuple[str, int]] = []  # fitted now, not read back from the cache
     for name in attacker_names(config):
         seeds = 1 if getattr(ATTACKERS.build(name), "deterministic", False) else config.seeds
         for k in range(seeds):
@@ -154,10 +155,11 @@ def run_attackers(frames: torch.Tensor, crops: CropSet, labels: np.ndarray, grou
                 continue
             args = (name, _build_kwargs(config, config.seed + k), task, train, validation, x[part["test"]])
             jobs[name, k] = pool.submit(_fit_predict, *args) if pool else _fit_predict(*args)
+            fresh.append((name, k))
     results = {key: job.result() if isinstance(job, Future) else job for key, job in jobs.items()}
-    if cache is not None:
-        for (name, k), result in results.items():
-            fit_cache.write(cache / f"{name}-seed{k}", *result)
+    if cache is not None:  # keep the fits made now; those read back are on disk already
+        for name, k in fresh:
+            fit_cache.write(cache / f"{name}-seed{k}", *results[name, k])
     pred: dict[str, list[np.ndarray]] = {}
     budgets: dict[str, dict] = {}
     scores: dict[str, list[Scores]] = {}
