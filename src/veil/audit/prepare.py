@@ -168,7 +168,7 @@ def prepare(dataset_dir: str | Path, detector, config: AuditConfig, user_csv: st
     if config.transfer:
         from veil.detectors import DETECTORS
 
-        own = (getattr(detector, "spec", None) or {}).get("name") or getattr(detector, "name", "detector")
+        own = str((getattr(detector, "spec", None) or {}).get("name") or getattr(detector, "name", "detector"))
         audit.detectors = {own: detector,  # by registry name: "yolo", not "yolo:best.pt"
                            **{n: DETECTORS.build(n) for n in config.transfer_detectors}}
     audit.ap_original = audit.person_ap(audit.ap_view.images)
