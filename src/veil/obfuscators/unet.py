@@ -71,8 +71,10 @@ class SkipUNet(Obfuscator):
         self.fuse = nn.ModuleList()
         for i in range(len(c) - 1, 0, -1):  # stride strides[i] -> strides[i - 1]
             self.up.append(_upsample(c[i], c[i - 1]))
-            projection: Conv2dNormActivation = self.project[str(strides[i - 1])]  # type: ignore[assignment]
-            extra = projection[0].out_channels if strides[i - 1] in self.skip_from else 0
+            extra = 0
+            if strides[i - 1] in self.skip_from:  # a projection exists only for the strides that skip
+                projection: Conv2dNormActivation = self.project[str(strides[i - 1])]  # type: ignore[assignment]
+                extra = projection[0].out_channels
             self.fuse.append(nn.Sequential(
                 Conv2dNormActivation(c[i - 1] + extra, c[i - 1], kernel_size=1, activation_layer=nn.ReLU6),
                 InvertedResidual(c[i - 1], c[i - 1], 1, expand),
