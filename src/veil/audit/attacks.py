@@ -30,7 +30,7 @@ import torch
 from veil.adversaries.registry import ATTACKERS
 from veil.audit import fit_cache
 from veil.audit.config import AuditConfig
-from veil.audit.figures import Scores, chance_levels, per_query, replicates
+from veil.audit.figures import Scores, blind_guess, chance_levels, per_query, replicates
 from veil.audit.fit_cache import Fit
 from veil.audit.labels import AttributeTask, IdentityTask
 from veil.audit.report import IDENTITY_FIGURES, AttackerResult, Figure, TaskResult
@@ -245,9 +245,7 @@ def _identity_figures(result: TaskResult, p: Predictions, names: list[str], w: n
     weights = np.array([len(q.truth) for q in parts], float)
     result.chance = {k: float(np.average([c[k] for c in levels], weights=weights)) for k in levels[0]}
     if len(parts) > 1:  # the blind guesses over the pooled crops
-        _, counts = np.unique(p.truth, return_counts=True)
-        result.chance.update(top1=float(counts.max() / counts.sum()), video_top1=float(counts.max() / counts.sum()),
-                             top1_per_identity=1.0 / len(counts))
+        result.chance.update(blind_guess(p.truth))
 
 
 @dataclass

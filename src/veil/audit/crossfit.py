@@ -39,6 +39,7 @@ from veil.audit.report import (
 from veil.audit.runner import assemble, finish, obfuscator_table
 from veil.detectors import FrozenDetector
 from veil.errors import VeilError
+from veil.evaluation.privacy_metrics import identity_chance
 from veil.io import read_json, write_json
 from veil.training.config import TrainConfig
 
@@ -215,13 +216,12 @@ def pool_folds(reports: list[AuditReport], raws: list[dict], ap_frames: list[int
     for p, d in first.labels.identity.items():
         ds = [r.labels.identity[p] for r in reports]
         truth = pool([raw["original"][p] for raw in raws]).truth
-        _, counts = np.unique(truth, return_counts=True)
         gaps = [x.min_train_to_test_gap_s for x in ds if x.min_train_to_test_gap_s is not None]
         identity_labels[p] = IdentityLabels(
             identities=sum(x.identities for x in ds), train_crops=sum(x.train_crops for x in ds),
             val_crops=sum(x.val_crops for x in ds), test_crops=sum(x.test_crops for x in ds),
             min_train_to_test_gap_s=min(gaps) if gaps else None,
-            chance=IdentityChance(majority=float(counts.max() / counts.sum()), uniform=1.0 / len(counts)),
+            chance=IdentityChance.model_validate(identity_chance(truth)),
             splits=["test of each fold"], time_gap_s=d.time_gap_s, folds=len(reports))
     a = [r.labels.attributes for r in reports]
     common = [n for n in a[0].names if all(n in x.names for x in a)]

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from veil.evaluation.bootstrap import group_mean_replicates, ratio_replicates
+from veil.evaluation.privacy_metrics import identity_chance
 from veil.evaluation.reid import map_chance, pair_auc, pool_by_track, rank1_chance, ranking
 
 
@@ -54,11 +55,15 @@ def replicates(figure: str, values: np.ndarray, valid: np.ndarray, w: np.ndarray
     return ratio_replicates(values, valid, w, inverse)
 
 
+def blind_guess(truth: np.ndarray) -> dict[str, float]:
+    """Always guessing one identity: the majority's share for top-1 and the video attack, one
+    identity in K for top-1 averaged per identity."""
+    chance = identity_chance(truth)
+    return {"top1": chance["majority"], "top1_per_identity": chance["uniform"], "video_top1": chance["majority"]}
+
+
 def chance_levels(truth: np.ndarray, gallery_ids: np.ndarray) -> dict[str, float]:
-    """What a blind adversary scores on each figure: the majority identity for top-1 and the
-    video attack, one identity in K per identity, a random ranking for rank-1 and mAP, 0.5 AUC."""
-    _, counts = np.unique(truth, return_counts=True)
-    majority = float(counts.max() / counts.sum()) if len(counts) else float("nan")
-    return {"top1": majority, "top1_per_identity": 1.0 / max(len(counts), 1),
-            "rank1": rank1_chance(truth, gallery_ids), "mAP": map_chance(truth, gallery_ids), "auc": 0.5,
-            "video_top1": majority}
+    """What a blind adversary scores on each figure: a blind guess (:func:`blind_guess`), a random
+    ranking for rank-1 and mAP, 0.5 AUC."""
+    return {**blind_guess(truth), "rank1": rank1_chance(truth, gallery_ids), "mAP": map_chance(truth, gallery_ids),
+            "auc": 0.5}
