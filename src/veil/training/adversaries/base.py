@@ -114,6 +114,9 @@ class TrainingAdversary(ABC):
     """A party that O trains against. Subclasses register with ``@TRAINING_ADVERSARIES.register``."""
 
     name: str = ""
+    #: whether ``o_term`` reads O's output image (False: it penalises something inside O, as the
+    #: rate term does its latent, so its gradient reaches O's weights but not its output)
+    reads_output: bool = True
 
     def __init__(self, context: AdversaryContext, options: dict | None = None) -> None:  # noqa: ARG002
         self.ctx = context

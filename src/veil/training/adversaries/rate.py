@@ -36,6 +36,7 @@ OPTIONS = ("bandwidth",)
 @TRAINING_ADVERSARIES.register("rate")
 class RateTerm(TrainingAdversary):
     name = "rate"
+    reads_output = False  # the penalty is on the quantised latent inside O
 
     def __init__(self, context: AdversaryContext, options: dict | None = None) -> None:
         super().__init__(context, options)
