@@ -36,8 +36,12 @@ system-deps:
 	$(RTSP_CHECK) >/dev/null 2>&1 || missing=1; \
 	if [ $$missing = 1 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; fi
 
+# The suite runs on every logical core (at most 4), one test file per worker, so that module fixtures are
+# built once; tests/conftest.py splits the cores' threads between the workers (oversubscribed torch thrashes).
+PYTEST_ARGS := -q -n logical --maxprocesses 4 --dist loadfile
+
 test: install system-deps
-	$(PY) -m pytest -q
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

@@ -1,7 +1,7 @@
 """Benchmark: the real training step of ``veil train`` on a prepared dataset -> JSON.
 
     python bench/bench_train.py [DATASET] [--preset cpu|cpu-budget|paper] [--device cpu|cuda]
-                                [--steps 8] [--out bench/results/train-<preset>-<device>.json]
+                                [--steps 8] [--crop N] [--out bench/results/train-<preset>-<device>.json]
 
 Times the steps of ``Trainer.fit`` itself (batch cutting, the detector, every adversary's own
 update and O's step, exactly as ``veil train`` runs them) on the preset's real batches from DATASET (default: the
@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--preset", default="cpu")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed steps after the warm-up step")
+    parser.add_argument("--crop", type=int, help="override the preset's training crop (a cheaper preset's step)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not (args.dataset / "manifest.json").is_file():
@@ -46,7 +47,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     config = make_config(args.preset, args.dataset, epochs=1, steps_per_epoch=args.steps + 1, val_every=0,
-                         adversary_options={"budget": {"warmup_steps": 0}})
+                         crop=args.crop, adversary_options={"budget": {"warmup_steps": 0}})
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(args.dataset, Path(run_dir) / "run", config, device=args.device)
         stamps = []
@@ -76,7 +77,8 @@ def main() -> None:
                        "first_step_s": times[0]},
         "obfuscator": obfuscator_cost(obfuscator, measured="bench/bench_train.py, after the timed steps"),
     }
-    out = args.out or Path(__file__).parent / "results" / f"train-{args.preset}-{args.device.split(':')[0]}.json"
+    out = args.out or Path(__file__).parent / "results" / (
+        f"train-{args.preset}{f'-crop{args.crop}' if args.crop else ''}-{args.device.split(':')[0]}.json")
     write_json(out, result)
     print(json.dumps(result, indent=2))
 

@@ -31,7 +31,11 @@ def main() -> None:
     args = parser.parse_args()
     load_before = os.getloadavg()
     start = time.perf_counter()
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "--durations=15", *args.pytest_args], cwd=ROOT,
+    # the command `make test` runs (its PYTEST_ARGS), plus the slowest tests
+    make_args = re.search(r"^PYTEST_ARGS\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    command = [sys.executable, "-m", "pytest", *(make_args.group(1).split() if make_args else ["-q"]),
+               "--durations=15", *args.pytest_args]
+    run = subprocess.run(command, cwd=ROOT,
                          capture_output=True, text=True)
     wall = time.perf_counter() - start
     out = run.stdout
@@ -44,7 +48,7 @@ def main() -> None:
                           "python": platform.python_version(),
                           "loadavg_before": [round(x, 2) for x in load_before],
                           "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
-              "budget_minutes": 15}
+              "command": " ".join(["python", *command[1:]]), "budget_minutes": 15}
     write_json(args.out, result)
     sys.stdout.write(out[-3000:])
     print(f"suite: {wall / 60:.1f} min -> {args.out}")

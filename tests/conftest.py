@@ -9,6 +9,21 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (``make test``), each worker gets its share of the cores: torch threads, and
+    through the environment those of every CLI subprocess it starts. Two workers with two threads
+    each on two cores ran several times slower than one, as idle OpenMP threads spin."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not workers:
+        return
+    share = str(max(1, (os.cpu_count() or 1) // int(workers)))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(name, share)
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def veil_cache(tmp_path_factory) -> Path:
     """Keep the user's cache untouched unless VEIL_CACHE is set (vtest is fetched once per run)."""

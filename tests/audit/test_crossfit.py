@@ -3,8 +3,10 @@ are audited on, pooled figures over every fold's identities, and a run that resu
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from tests.audit.test_report import first_frames
 from tests.cli.test_bad_input import assert_one_line_error, veil
 from veil.audit.crossfit import plan_folds
 from veil.audit.report import load_report
@@ -53,6 +55,8 @@ def cross_fitted(tmp_path_factory, dataset):
     from veil.training.state import build_models, save_models
 
     root = tmp_path_factory.mktemp("crossfit")
+    # the first 10 s of the test clip: two 5-s folds, each audited through its own tracks
+    dataset = first_frames(dataset, root / "ds", 50)
     config = make_config("smoke", dataset)
     o, _ = build_models(config)
     (root / "recipe").mkdir()
@@ -105,8 +109,11 @@ def test_a_second_run_resumes_from_the_cache(cross_fitted):
     cached = sorted((out / "folds").rglob("*.npz"))
     assert cached  # every attacker fit of every fold and method is on disk
     before = {p: p.stat().st_mtime_ns for p in cached}
+    stored = sorted((out / "folds").glob("fold*/pooled-inputs.npz"))
+    assert len(stored) == 2  # each finished fold, whole
     again = veil(*args)
     assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished before, read back") == 2  # no fold prepared or attacked again
     assert {p: p.stat().st_mtime_ns for p in cached} == before  # read back, not fitted again
     assert load_report(out).method("original").identity["reid"].worst_case == \
         report.method("original").identity["reid"].worst_case
@@ -115,3 +122,45 @@ def test_a_second_run_resumes_from_the_cache(cross_fitted):
 def test_cross_fit_needs_exactly_one_checkpoint(dataset, tmp_path):
     r = veil("audit", "--dataset", dataset, "--out", tmp_path / "r", "--cross-fit", "2")
     assert_one_line_error(r, "exactly one checkpoint")
+
+
+def test_a_stored_fold_reads_back_exactly_and_only_under_its_own_key(tmp_path):
+    import torch
+
+    from veil.audit import fold_store
+    from veil.audit.attacks import Predictions
+    from veil.audit.figures import Scores
+
+    rng = np.random.default_rng(0)
+    scores = [Scores(rng.random((6, 3)), rng.random((4, 3)), np.array([0, 1, 2])) for _ in range(2)]
+    identity = Predictions(task="identity", truth=np.array([0, 1, 2, 0, 1, 2]), groups=np.array(["a", "b", "c"] * 2),
+                           pred={"hog_linear": [rng.integers(0, 3, 6), rng.integers(0, 3, 6)]},
+                           budgets={"hog_linear": {"C": 0.1, "epochs": None}}, scores={"hog_linear": scores},
+                           gallery=np.array([0, 1, 2, 2]))
+    attributes = Predictions(task="attributes", truth=rng.integers(0, 2, (6, 3)), groups=np.arange(6),
+                             pred={"small_cnn": [rng.integers(0, 2, (6, 3))]}, budgets={"small_cnn": {}})
+    raw = {"original": {"reid": identity, "attributes": attributes}, "gaussian_blur (matched)": {"reid": identity}}
+    grid = {"original": torch.rand(2, 3, 8, 8)}
+    key = {"checkpoint": "abc", "config": {"seeds": 2, "crop_size": (24, 48)}, "sweep": True}
+    path = tmp_path / "fold" / "pooled-inputs.npz"
+    fold_store.save(path, key, raw, 7, grid)
+    back, ap_frames, grid_back = fold_store.load(path, key)
+    assert ap_frames == 7 and torch.equal(grid_back["original"], grid["original"])
+    assert set(back) == set(raw) and set(back["original"]) == {"reid", "attributes"}
+    for method, tasks in raw.items():
+        for task, p in tasks.items():
+            q = back[method][task]
+            assert q.task == p.task and q.budgets == p.budgets
+            np.testing.assert_array_equal(q.truth, p.truth)
+            np.testing.assert_array_equal(q.groups, p.groups)
+            assert all(np.array_equal(a, b) for a, b in zip(q.pred["hog_linear" if task == "reid" else "small_cnn"],
+                                                           p.pred["hog_linear" if task == "reid" else "small_cnn"]))
+            assert (q.gallery is None) == (p.gallery is None)
+            for a, runs in p.scores.items():
+                for s, t in zip(runs, q.scores[a]):
+                    np.testing.assert_array_equal(s.test, t.test)
+                    np.testing.assert_array_equal(s.train, t.train)
+    assert fold_store.load(path, {**key, "checkpoint": "other"}) is None  # another obfuscator: audited again
+    assert fold_store.load(path, {**key, "sweep": False}) is None  # other settings: audited again
+    path.write_bytes(b"not a zip")
+    assert fold_store.load(path, key) is None  # unreadable: audited again, never an error

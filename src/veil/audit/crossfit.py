@@ -8,8 +8,9 @@ fold, and its output on this fold is attacked. The test crops of all folds are p
 figure, bootstrapped over the pooled identities. Each audited frame was therefore unseen by the
 obfuscator that produced it, and the figure measures the training recipe, not one checkpoint.
 
-Everything is resumable: each fold's training run resumes from its last checkpoint, and each
-attacker fit of each fold and method is cached (``veil.audit.fit_cache``).
+Everything is resumable: each fold's training run resumes from its last checkpoint, each
+attacker fit of each fold and method is cached (``veil.audit.fit_cache``), and a finished fold is
+read back whole (``veil.audit.fold_store``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from veil.audit import fold_store
 from veil.audit.attacks import Predictions, attack_pool, pool, summarise
 from veil.audit.config import AuditConfig, resolve
 from veil.audit.prepare import Clock, prepare
@@ -35,6 +37,7 @@ from veil.audit.report import (
     IdentityLabels,
     Labels,
     MethodResult,
+    load_report,
 )
 from veil.audit.runner import assemble, finish, obfuscator_table
 from veil.detectors import FrozenDetector
@@ -42,6 +45,9 @@ from veil.errors import VeilError
 from veil.evaluation.privacy_metrics import identity_chance
 from veil.io import read_json, write_json
 from veil.training.config import TrainConfig
+
+#: a finished fold's pooled inputs, beside its report.json (veil.audit.fold_store)
+FOLD_STORE = "pooled-inputs.npz"
 
 
 @dataclass(frozen=True)
@@ -158,6 +164,18 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
         with clock.stage("training (per fold)"):
             checkpoint = train_fold(ds, work / "run", recipe, config.device, detector, say)
         checkpoints.append(str(checkpoint))
+        # a finished fold is read back whole; any change of its checkpoint or settings audits it again
+        key = {"checkpoint": _digest(checkpoint), "config": config.to_dict(), "sweep": sweep,
+               "detector": getattr(detector, "spec", None) or type(detector).__name__}
+        done = fold_store.load(work / FOLD_STORE, key) if (work / "report.json").is_file() else None
+        if done is not None:
+            say(f"fold {fold.index + 1}/{folds}: finished before, read back")
+            raw, n_ap, fold_grid = done
+            reports.append(load_report(work))
+            raws.append(raw)
+            ap_frames.append(n_ap)
+            grid = fold_grid or grid
+            continue
         obfuscator = load_models(checkpoint)[0]
         torch.manual_seed(config.seed)
         audit = prepare(ds, detector, config, None, say)
@@ -169,6 +187,7 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
         for stage, seconds in audit.clock.seconds.items():
             clock.seconds[stage] = round(clock.seconds.get(stage, 0.0) + seconds, 2)
         report.write(work)  # each fold's own figures, for the curious (no verdict: the pooled one counts)
+        fold_store.save(work / FOLD_STORE, key, audit.raw, len(audit.ap_positions), grid)
         reports.append(report)
         raws.append(audit.raw)
         ap_frames.append(len(audit.ap_positions))

@@ -163,7 +163,7 @@ def measure_baselines(audit: Audit, baselines: dict[str, Baseline], target: floa
         for s in curve.far_end:
             method = f"{name}@{s:.3g}"
             add(method, audit.evaluate("baseline", audit.transform(transform(s)), strength=s, attributes=False,
-                                        name=method), None)
+                                        name=method, transfer=False), None)
             points[s] = method
         known = {**reference, **methods}
         primary = config.protocols[0]

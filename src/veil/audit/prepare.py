@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from veil.adversaries.unet import reconstruction_quality
@@ -22,7 +23,7 @@ from veil.audit.frames import AuditFrames, FrameView, Transform, evenly, transfo
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.report import Kind, MethodResult
-from veil.detectors import FrozenDetector
+from veil.detectors import Detections, FrozenDetector
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
 from veil.evaluation.utility import detection_ap
@@ -43,6 +44,16 @@ class Clock:
             yield
         finally:
             self.seconds[name] = round(self.seconds.get(name, 0.0) + time.perf_counter() - start, 2)
+
+
+@dataclass(frozen=True)
+class TransferReference:
+    """The detectors' view of the original frames, shared by every method's transfer figures."""
+
+    ranked: dict[str, list[Detections]]  # per detector, on the AP frames at the ranking confidence
+    counted: list[Detections]  # the audit's detector on the AP frames at its pseudo-label threshold
+    tracked: list[Detections]  # the same on the whole test split, in time order
+    faces: list[np.ndarray]  # CenterFace's faces on the AP frames
 
 
 @dataclass
@@ -66,6 +77,7 @@ class Audit:
     cache: Path | None = None
     #: with ``config.transfer``: every detector utility is measured under, by name (the audit's own first)
     detectors: dict[str, FrozenDetector] = field(default_factory=dict)
+    _reference: TransferReference | None = None
 
     @property
     def device(self) -> torch.device:
@@ -86,8 +98,10 @@ class Audit:
         return self.person_ap(frames) / self.ap_original
 
     def evaluate(self, kind: Kind, frames: torch.Tensor, strength: float | None = None, attributes: bool = True,
-                 config: AuditConfig | None = None, name: str = "") -> MethodResult:
-        """Utility, similarity and the attacks on one method's transformed frame table."""
+                 config: AuditConfig | None = None, name: str = "", transfer: bool = True) -> MethodResult:
+        """Utility, similarity and the attacks on one method's transformed frame table. ``transfer``:
+        also the utility under every detector (with ``config.transfer``; never for a reconstruction,
+        which is an attack, and not for a sweep curve's far end, a point of the curve)."""
         config = config or self.config
         ap_frames = frames[self.ap_positions]
         ap = self.person_ap(ap_frames) if kind != "reference" else self.ap_original
@@ -99,7 +113,8 @@ class Audit:
                               cache)
         if self.raw is not None and name:
             self.raw[name] = attacked.raw
-        by_detector, utility = self.transfer(frames) if config.transfer and kind != "reconstruction" else ({}, {})
+        measured = config.transfer and transfer and kind != "reconstruction"
+        by_detector, utility = self.transfer(frames) if measured else ({}, {})
         return MethodResult(kind=kind, strength=strength, person_ap=ap, relative_ap=ap / self.ap_original,
                             similarity_to_original=similarity, identity=attacked.identity,
                             attributes=attacked.attributes, relative_ap_by_detector=by_detector, utility=utility)
@@ -113,17 +128,39 @@ class Audit:
         from veil.evaluation.transfer import count_error, relative_ap_by_detector
 
         with self.clock.stage("utility across detectors"):
+            ref = self.transfer_reference()
             ap_frames = frames[self.ap_positions]
-            by_detector = relative_ap_by_detector(self.ap_view.images, ap_frames, self.detectors)
-            count = count_error(self.ap_view.images, ap_frames, self.detector)
-            test = torch.as_tensor(self.frames.positions["test"])
+            by_detector = relative_ap_by_detector(self.ap_view.images, ap_frames, self.detectors,
+                                                  on_original=ref.ranked)
+            count = count_error(self.ap_view.images, ap_frames, self.detector, on_original=ref.counted)
+            test = self.test_positions
             tracks = tracking_agreement(self.frames.view.images[test], frames[test], self.detector,
-                                        fps=self.fps)
-            faces = face_leak(self.ap_view.images, ap_frames)
+                                        fps=self.fps, on_original=ref.tracked)
+            faces = face_leak(self.ap_view.images, ap_frames, on_original=ref.faces)
         utility = {"count_mae": count["mae"], "count_relative_error": count["relative_error"],
                    "idf1": tracks.get("idf1"), "hota": tracks.get("hota"), "mota": tracks.get("mota"),
                    "faces_original": faces["faces_original"], "faces_kept": faces["fraction_found_again"]}
         return by_detector, utility
+
+    def transfer_reference(self) -> TransferReference:
+        """Every detector's detections on the ORIGINAL frames, made once per audit: each method's
+        transfer figures compare against the same originals."""
+        if self._reference is None:
+            from veil.evaluation.faces import detect_faces
+            from veil.evaluation.transfer import RANKING_CONF, detect_all
+
+            originals = self.ap_view.images
+            cut = self.detector.pseudo_label_threshold
+            self._reference = TransferReference(
+                ranked={n: detect_all(d, originals, RANKING_CONF) for n, d in self.detectors.items()},
+                counted=detect_all(self.detector, originals, cut),
+                tracked=detect_all(self.detector, self.frames.view.images[self.test_positions], cut),
+                faces=detect_faces(originals))
+        return self._reference
+
+    @property
+    def test_positions(self) -> torch.Tensor:
+        return torch.as_tensor(self.frames.positions["test"])
 
     @property
     def fps(self) -> float:

@@ -58,13 +58,14 @@ def _matched(a: np.ndarray, b: np.ndarray, iou: float) -> int:
 
 
 def face_leak(original: torch.Tensor, transformed: torch.Tensor, threshold: float = FACE_THRESHOLD,
-              upscale: float = 2.0, iou: float = 0.5) -> dict:
+              upscale: float = 2.0, iou: float = 0.5, on_original: list[np.ndarray] | None = None) -> dict:
     """Faces CenterFace finds on ``original`` and on ``transformed`` frames (both (N, 3, H, W)): the counts,
-    how many original faces are found again at the same place, and that fraction (NaN without faces)."""
+    how many original faces are found again at the same place, and that fraction (NaN without faces).
+    ``on_original``: :func:`detect_faces` of ``original`` at the same threshold and upscale, when made."""
     if original.dim() != 4 or original.shape != transformed.shape:
         raise ValueError(f"original and transformed frames must both be (N, 3, H, W) of one shape, got "
                          f"{tuple(original.shape)} and {tuple(transformed.shape)}")
-    before = detect_faces(original, threshold, upscale)
+    before = detect_faces(original, threshold, upscale) if on_original is None else on_original
     after = detect_faces(transformed, threshold, upscale)
     n_before, n_after = sum(len(f) for f in before), sum(len(f) for f in after)
     found_again = sum(_matched(a, b, iou) for a, b in zip(before, after))

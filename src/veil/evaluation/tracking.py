@@ -73,17 +73,20 @@ def _check_fps(fps: float) -> None:
 
 
 def tracking_agreement(original_frames: torch.Tensor, transformed_frames: torch.Tensor, detector: FrozenDetector,
-                       fps: float, batch_size: int = 8, tracker: TrackerConfig | None = None) -> dict:
+                       fps: float, batch_size: int = 8, tracker: TrackerConfig | None = None,
+                       on_original: list[Detections] | None = None) -> dict:
     """ByteTrack on ``detector``'s detections (at its pseudo-label threshold) of the transformed frames,
     against ByteTrack on the originals. Frames are one clip in time order, (N, 3, H, W) at ``fps``.
 
     Returns IDF1, HOTA, MOTA (with IDR, IDP, DetA, AssA, ID switches) from ``trackers.eval`` and the
-    number of reference tracks and boxes; all metrics NaN when the originals hold no track."""
+    number of reference tracks and boxes; all metrics NaN when the originals hold no track.
+    ``on_original``: the detector's detections on the originals at its pseudo-label threshold, when made."""
     _check_pair(original_frames, transformed_frames)
     _check_fps(fps)  # before the detector runs
     cut = detector.pseudo_label_threshold
-    result = track_agreement(detect_all(detector, original_frames, cut, batch_size),
-                             detect_all(detector, transformed_frames, cut, batch_size), fps, tracker)
+    if on_original is None:
+        on_original = detect_all(detector, original_frames, cut, batch_size)
+    result = track_agreement(on_original, detect_all(detector, transformed_frames, cut, batch_size), fps, tracker)
     return {**result, "threshold": cut}
 
 

@@ -1,0 +1,127 @@
+"""Benchmark: the cross-fitted audit of a training recipe on vtest -> JSON + the report.
+
+    python bench/bench_crossfit.py CHECKPOINT [DATASET] [--preset fast] [--folds 2] [--sweep]
+                                   [--work runs/crossfit-fast] [--out bench/results/audit-crossfit-fast.json]
+
+Runs ``veil audit CHECKPOINT --cross-fit K`` (the checkpoint's recipe is retrained per fold; the
+folds' runs, datasets and attacker caches stay under --work, so a stopped run resumes) and then
+reads the pooled report once per identity figure (top-1, rank-1, mAP, AUC, ...). For each figure
+it records the original frames' 95 % interval width and every paired difference obfuscator minus
+baseline with its interval width and smallest detectable difference: the widths that decide which
+figure can carry the headline, against issue 17's targets (paired <= 0.15, original <= 0.25).
+The report itself (report.json, report.html) is copied next to the JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+import torch
+
+from veil.audit.crossfit import cross_fit_audit
+from veil.audit.report import IDENTITY_FIGURES, AuditReport
+from veil.audit.verdict import verdict
+from veil.data.sources import cache_dir
+from veil.detectors import DETECTORS
+from veil.io import read_json, write_json
+from veil.training.config import TrainConfig
+from veil.training.state import load_models
+
+RESULTS = Path(__file__).parent / "results"
+TARGETS = {"paired_difference_width_max": 0.15, "original_width_max": 0.25}
+
+
+def _width(interval: tuple[float, float]) -> float:
+    return round(interval[1] - interval[0], 4)
+
+
+def widths(report: AuditReport) -> dict:
+    """Per identity figure and protocol: the original's interval and every paired difference."""
+    out: dict = {}
+    for figure in IDENTITY_FIGURES:
+        v = verdict(report, figure)
+        per_protocol = {}
+        for protocol, row in v.protocols.items():
+            entry: dict = {"chance": round(row.chance, 4), "original": round(row.original, 4),
+                           "original_interval": [round(x, 4) for x in row.original_interval],
+                           "original_width": _width(row.original_interval)}
+            o = row.obfuscator
+            if o is not None:
+                entry["obfuscator"] = round(o.value, 4)
+                entry["obfuscator_interval"] = [round(x, 4) for x in o.interval]
+                entry["obfuscator_width"] = _width(o.interval)
+                entry["vs_original"] = o.vs_original
+                entry["baselines"] = {
+                    b: {"identity": round(c.identity, 4), "relative_ap": round(c.relative_ap, 4),
+                        "obfuscator_is": c.obfuscator_is,
+                        **({"difference": round(c.difference.value, 4),
+                            "difference_interval": [round(x, 4) for x in c.difference.interval],
+                            "difference_width": _width(c.difference.interval),
+                            "detectable": round(c.difference.detectable or 0.0, 4)} if c.difference else {})}
+                    for b, c in o.baselines.items()}
+                diffs = [c["difference_width"] for c in entry["baselines"].values() if "difference_width" in c]
+                entry["widest_paired_difference"] = max(diffs) if diffs else None
+                entry["meets_targets"] = bool(diffs) and max(diffs) <= TARGETS["paired_difference_width_max"] \
+                    and entry["original_width"] <= TARGETS["original_width_max"]
+            per_protocol[protocol] = entry
+        out[figure] = per_protocol
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("checkpoint", type=Path, help="any checkpoint of the recipe (its saved TrainConfig)")
+    parser.add_argument("dataset", nargs="?", type=Path, default=cache_dir() / "datasets" / "vtest-640x480-5fps-yolo")
+    parser.add_argument("--preset", default="fast")
+    parser.add_argument("--folds", type=int, default=2)
+    parser.add_argument("--sweep", action="store_true", help="match every baseline's utility to the obfuscator's")
+    parser.add_argument("--workers", type=int, help="attacker fits side by side (default: one per core, at most 4)")
+    parser.add_argument("--work", type=Path)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    name = f"audit-crossfit-{args.preset}{'-sweep' if args.sweep else ''}"
+    work = args.work or Path("runs") / name
+    spec = read_json(args.dataset / "manifest.json")["detector"]
+    detector = DETECTORS.build(spec["name"], **({"weights": spec["weights"]} if spec.get("weights") else {}))
+    recipe = TrainConfig.from_dict(load_models(args.checkpoint)[2]["config"])
+    start = time.perf_counter()
+
+    def say(line: str) -> None:
+        print(f"{time.perf_counter() - start:7.1f}s {line}", flush=True)
+
+    report = cross_fit_audit(args.dataset, recipe, work, detector, preset=args.preset, folds=args.folds,
+                             overrides={"workers": args.workers} if args.workers else None, sweep=args.sweep,
+                             progress=say)
+    total = time.perf_counter() - start
+    copy = RESULTS / name
+    copy.mkdir(parents=True, exist_ok=True)
+    for file in ("report.json", "report.html", "report.schema.json"):
+        if (work / file).is_file():
+            shutil.copy(work / file, copy / file)
+    cf = report.cross_fit
+    assert cf is not None
+    obfuscator = report.methods.get("obfuscator")
+    result = {
+        "preset": args.preset, "sweep": args.sweep, "folds": cf.folds, "gap_s": cf.gap_s,
+        "recipe": {k: cf.recipe.get(k) for k in ("preset", "epochs", "steps_per_epoch", "batch_size", "crop",
+                                                 "obfuscator", "obfuscator_args", "adversaries", "seed")},
+        "identities": cf.identities, "test_crops": cf.test_crops, "fold_ranges_s": cf.fold_ranges_s,
+        "seeds": report.config["seeds"], "threads": torch.get_num_threads(), "total_s": round(total, 1),
+        "stage_seconds": report.stage_seconds,
+        "relative_ap": round(obfuscator.relative_ap, 4) if obfuscator else None,
+        "targets": TARGETS, "headline_figure": report.verdict.headline_figure if report.verdict else None,
+        "figures": widths(report),
+        "summary": report.verdict.summary if report.verdict else [],
+    }
+    write_json(args.out or RESULTS / f"{name}.json", result)
+    for figure, protocols in result["figures"].items():
+        for protocol, e in protocols.items():
+            print(f"{figure:>18} {protocol:>8}: original width {e['original_width']:.3f}, widest paired "
+                  f"difference {e.get('widest_paired_difference')}")
+
+
+if __name__ == "__main__":
+    main()
