@@ -34,12 +34,12 @@ def save(path: Path, key: dict, raw: dict[str, dict[str, Predictions]], ap_frame
          grid: dict[str, torch.Tensor]) -> None:
     """Write the fold's pooled inputs to ``path`` (atomically)."""
     arrays: dict[str, np.ndarray] = {}
-    layout: dict = {"key": key, "ap_frames": ap_frames, "grid": list(grid), "methods": {}}
+    layout: dict = {"key": key, "ap_frames": ap_frames, "grid": list(grid), "raw": {}}
     for method, tasks in raw.items():
-        layout["methods"][method] = {}
+        layout["raw"][method] = {}
         for task, p in tasks.items():
             seeds = {a: len(runs) for a, runs in p.pred.items()}
-            layout["methods"][method][task] = {"task": p.task, "seeds": seeds, "budgets": p.budgets,
+            layout["raw"][method][task] = {"task": p.task, "seeds": seeds, "budgets": p.budgets,
                                                "scored": sorted(p.scores), "gallery": p.gallery is not None}
             arrays[_key(method, task, "truth")] = np.asarray(p.truth)
             arrays[_key(method, task, "groups")] = np.asarray(p.groups)
@@ -70,7 +70,7 @@ def load(path: Path, key: dict) -> tuple[dict[str, dict[str, Predictions]], int,
             if layout["key"] != json.loads(json.dumps(key, default=str)):  # compared as JSON: tuples read back as lists
                 return None
             raw: dict[str, dict[str, Predictions]] = {}
-            for method, tasks in layout["methods"].items():
+            for method, tasks in layout["raw"].items():
                 raw[method] = {}
                 for task, t in tasks.items():
                     pred = {a: [z[_key(method, task, "pred", a, s)] for s in range(n)] for a, n in t["seeds"].items()}

@@ -12,12 +12,14 @@ from veil.training.config import TrainConfig
 PRESETS: dict[str, dict] = {
     # de-coninck-2024: 30 epochs over whole frames, lr 1e-3 / 10 halfway, AdamW wd 1e-6, AMP.
     "paper": {"epochs": 30, "batch_size": 8, "crop": None, "steps_per_epoch": None},
-    # 2 CPU cores: full-scale 320 px random crops (the detector sees people at their real size,
-    # the obfuscator is fully convolutional), 525 steps, about 9 minutes at 1.05 s per step.
-    # The learning rate drops after 3/4 of the steps, not halfway: the detector's loss is still
-    # falling at lr 1e-3 when the paper's halfway drop would stop it. 525, not 350: relative AP
-    # still rises past 350 steps while privacy stays flat (bench/results/curve-cpu).
-    "cpu": {"epochs": 21, "batch_size": 4, "crop": 320, "steps_per_epoch": 25, "val_every": 7, "lr_drop": 0.75},
+    # 2 CPU cores: full-scale 256 px random crops (the detector sees people at their real size,
+    # the obfuscator is fully convolutional), 525 steps. The learning rate drops after 3/4 of the
+    # steps, not halfway: the detector's loss is still falling at lr 1e-3 when the paper's halfway
+    # drop would stop it. 525, not 350: relative AP still rises past 350 steps while privacy stays
+    # flat (bench/results/curve-cpu). 256, not 320 px: a step costs about 0.64 as much (the detector's
+    # pass dominates it), which brings `make demo` within 25 min on a machine 3x slower
+    # (bench/results/demo-budget.json), and relative AP held >= 0.85 on 3 seeds (cpu-crop256-3seeds).
+    "cpu": {"epochs": 21, "batch_size": 4, "crop": 256, "steps_per_epoch": 25, "val_every": 7, "lr_drop": 0.75},
     # The cpu preset against reconstruction AND wu-2018's budget ensemble: M = 3 small models
     # (MobileNetV2 x0.35, ShuffleNetV2 x0.35, a colour-stripe MLP), switched on after 100 steps
     # of warm-up (budget models fitted to a random O's output start weak), restarted every 100
