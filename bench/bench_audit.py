@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 
 import torch
+from common import dataset_detector
 
 from veil.audit import run_audit
-from veil.detectors import DETECTORS
-from veil.io import read_json, write_json
+from veil.io import write_json
 from veil.training.state import load_models
 
 
@@ -30,8 +30,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    spec = read_json(args.dataset / "manifest.json")["detector"]
-    detector = DETECTORS.build(spec["name"], **({"weights": spec["weights"]} if spec.get("weights") else {}))
+    detector = dataset_detector(args.dataset)
     obfuscator = load_models(args.checkpoint)[0]
     start = time.perf_counter()
     report_dir = Path(__file__).parent / "results" / f"audit-{args.preset}{'-sweep' if args.sweep else ''}"

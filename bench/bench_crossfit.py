@@ -20,13 +20,13 @@ import time
 from pathlib import Path
 
 import torch
+from common import dataset_detector
 
 from veil.audit.crossfit import cross_fit_audit
 from veil.audit.report import IDENTITY_FIGURES, AuditReport
 from veil.audit.verdict import verdict
 from veil.data.sources import cache_dir
-from veil.detectors import DETECTORS
-from veil.io import read_json, write_json
+from veil.io import write_json
 from veil.training.config import TrainConfig
 from veil.training.state import load_models
 
@@ -84,8 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     name = f"audit-crossfit-{args.preset}{'-sweep' if args.sweep else ''}"
     work = args.work or Path("runs") / name
-    spec = read_json(args.dataset / "manifest.json")["detector"]
-    detector = DETECTORS.build(spec["name"], **({"weights": spec["weights"]} if spec.get("weights") else {}))
+    detector = dataset_detector(args.dataset)
     recipe = TrainConfig.from_dict(load_models(args.checkpoint)[2]["config"])
     start = time.perf_counter()
 

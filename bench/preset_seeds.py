@@ -18,10 +18,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import dataset_detector
+
 from veil.audit import run_audit
 from veil.data.dataset import FrameDataset
 from veil.data.sources import cache_dir
-from veil.detectors import DETECTORS
 from veil.evaluation.utility import evaluate_utility
 from veil.io import read_json, write_json
 from veil.training.state import load_models
@@ -40,8 +41,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("runs") / "preset-seeds-audit")
     args = parser.parse_args()
-    spec = read_json(args.dataset / "manifest.json")["detector"]
-    detector = DETECTORS.build(spec["name"], **({"weights": spec["weights"]} if spec.get("weights") else {}))
+    detector = dataset_detector(args.dataset)
     names = [f"R{k}" for k in range(len(args.runs))]
     models, utility, training = {}, {}, {}
     test = FrameDataset(args.dataset, "test")

@@ -40,7 +40,7 @@ def save(path: Path, key: dict, raw: dict[str, dict[str, Predictions]], ap_frame
         for task, p in tasks.items():
             seeds = {a: len(runs) for a, runs in p.pred.items()}
             layout["raw"][method][task] = {"task": p.task, "seeds": seeds, "budgets": p.budgets,
-                                               "scored": sorted(p.scores), "gallery": p.gallery is not None}
+                                           "scored": sorted(p.scores), "gallery": p.gallery is not None}
             arrays[_key(method, task, "truth")] = np.asarray(p.truth)
             arrays[_key(method, task, "groups")] = np.asarray(p.groups)
             if p.gallery is not None:
