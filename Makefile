@@ -37,7 +37,9 @@ system-deps:
 	if [ $$missing = 1 ]; then apt-get update -qq && apt-get install -y -qq $(SYSTEM_PKGS) >/dev/null; fi
 
 # The suite runs on every logical core (at most 4), one test file per worker, so that module fixtures are
-# built once; tests/conftest.py splits the cores' threads between the workers (oversubscribed torch thrashes).
+# built once. tests/conftest.py shares the prepared dataset between the workers and splits the cores'
+# threads between them (oversubscribed torch thrashes). (--dist loadgroup would group files, but pytest-xdist
+# 3.8 cannot set its group on pytest 9.2's node ids: every test went its own way.)
 PYTEST_ARGS := -q -n logical --maxprocesses 4 --dist loadfile
 
 test: install system-deps

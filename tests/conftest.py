@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,28 @@ def pytest_configure(config) -> None:
     import torch
 
     torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
+def shared(tmp_path_factory, name: str, build: Callable[[Path], Path]) -> Path:
+    """What ``build(path)`` makes, made once per test run, not once per xdist worker: the workers share
+    the run's temporary root, and a file lock lets one build while the others wait. A build that
+    died half way (no marker) is removed and made again; it is the suite's own temporary file."""
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # pytest-N/, above this worker's popen-gwK/
+    folder = root / "shared"
+    folder.mkdir(exist_ok=True)
+    target, done = folder / name, folder / f"{name}.done"
+    with FileLock(str(folder / f"{name}.lock")):
+        if not done.exists():
+            if target.is_dir():
+                shutil.rmtree(target)
+            target.unlink(missing_ok=True)
+            build(target)
+            done.touch()
+    return target
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -51,10 +75,11 @@ def vtest_clip(vtest, tmp_path_factory) -> Path:
     """The first 30 seconds of vtest, re-encoded: a short real clip for fast tests."""
     from veil.data.video import read_video, write_video
 
-    path = tmp_path_factory.mktemp("clip") / "vtest30.avi"
-    frames = (f.image for f in read_video(vtest) if f.index < 300)
-    write_video(path, frames, fps=10.0)
-    return path
+    def build(path: Path) -> Path:
+        write_video(path, (f.image for f in read_video(vtest) if f.index < 300), fps=10.0)
+        return path
+
+    return shared(tmp_path_factory, "vtest30.avi", build)
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +90,9 @@ def dataset(vtest_clip, yolo, tmp_path_factory) -> Path:
     """
     from veil.data.dataset import PrepareConfig, prepare_dataset
 
-    out = tmp_path_factory.mktemp("ds") / "vtest30"
-    return prepare_dataset(str(vtest_clip), out, yolo, PrepareConfig(fps=5.0, size=(640, 480), split=(0.6, 0.1, 0.3)))
+    config = PrepareConfig(fps=5.0, size=(640, 480), split=(0.6, 0.1, 0.3))
+    # read-only for the tests: one that changes a dataset makes its own (tests/audit/test_report.small_dataset)
+    return shared(tmp_path_factory, "vtest30", lambda out: prepare_dataset(str(vtest_clip), out, yolo, config))
 
 
 @pytest.fixture(scope="session")

@@ -93,7 +93,7 @@ CAMERAS = ("cam1", "cam2", "fault", "dash", "lb", "ret")
 READERS = {"viewer": ("viewer", ["cam1"]), "viewer-all": ("viewer", ["*"]), "admin": ("admin", [])}
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def tokens(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The shared state folder holding the tokens, and the plain tokens by name (the state keeps only hashes).
 
@@ -110,9 +110,13 @@ def tokens(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     return folder, plain
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def server(tokens, tmp_path_factory, request):
-    """The package's shared server (real YOLO), storing what it receives, with small size limits."""
+    """The package's shared server (real YOLO), storing what it receives, with small size limits.
+
+    Session-scoped, so one per xdist worker: ``--dist loadfile`` interleaves packages on a worker, and a
+    package-scoped server (with its clip and obfuscator export) was torn down and built again, about 25 s
+    each time, whenever a worker's next file came from another package."""
     root = tmp_path_factory.mktemp("serve-run")
     srv = Server(tokens[0], root / "serve.log",
                  extra=("--store", root / "store", "--max-bytes", 400_000, "--max-pixels", 1_000_000,
@@ -129,7 +133,7 @@ def server(tokens, tmp_path_factory, request):
         srv.stop()
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def clip(vtest, tmp_path_factory) -> Path:
     """40 real vtest frames at 320x240 and 10 fps: a short camera recording."""
     from veil.data.video import read_video, resize, write_video
@@ -155,7 +159,7 @@ def clip_frames(path: Path) -> list[np.ndarray]:
     return out
 
 
-@pytest.fixture(scope="package")
+@pytest.fixture(scope="session")
 def onnx_obfuscator(tmp_path_factory) -> Path:
     """A tiny untrained obfuscator exported with ``veil export``'s code (its output is what matters)."""
     from veil.deployment.export import export_onnx

@@ -69,7 +69,13 @@ def audit(
     if baselines is not None:
         overrides["baselines"] = parse_baselines(baselines)
     spec = read_json(dataset / "manifest.json")["detector"]
-    det = build_detector(detector or spec.get("name", "yolo"), detector_weights or spec.get("weights"))
+    if detector:  # the user's choice: their weights, or the adapter's packaged ones
+        det = build_detector(detector, detector_weights)
+    else:  # the dataset's detector; a weights file recorded in its manifest is loaded only if typed
+        from veil.detectors import weights_to_load
+
+        det = build_detector(spec.get("name", "yolo"),
+                             weights_to_load(spec.get("weights"), detector_weights, f"the dataset {dataset}"))
     overrides["device"] = pick_device(device)
     # progress on stdout: stderr carries only errors
     if cross_fit is not None:

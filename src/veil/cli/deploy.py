@@ -49,6 +49,8 @@ def export(
     int8: bool = typer.Option(False, help="Also write a static-QDQ int8 model (OUT.int8.onnx)."),
     dataset: Path | None = typer.Option(None, help="Dataset folder: measure relative person AP on its split."),
     split: str = typer.Option("test", help="Split of --dataset to measure on."),
+    detector_weights: str | None = typer.Option(None, help="With --dataset: the weights file of the detector it "
+                                                           "was made with (never read from a checkpoint or manifest)."),
     opset: int = typer.Option(18, help="ONNX opset (17 or later)."),
     overwrite: bool = typer.Option(False, help="Replace existing export files."),
 ) -> None:
@@ -68,13 +70,14 @@ def export(
         if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
             raise VeilError(f"--frame-size must look like 640x480, got {frame_size!r}")
         card = export_baseline(baseline, out, strength, opset=opset, overwrite=overwrite,
-                               frame_size=(int(width), int(height)), dataset=dataset, split=split, progress=say)
+                               frame_size=(int(width), int(height)), dataset=dataset, split=split, progress=say,
+                               detector_weights=detector_weights)
     else:
         if strength is not None:
             raise VeilError("--strength goes with --baseline")
         assert checkpoint is not None  # exactly one of the two, checked above
         card = export_onnx(checkpoint, out, opset=opset, int8=int8, overwrite=overwrite, dataset=dataset, split=split,
-                           progress=say)
+                           progress=say, detector_weights=detector_weights)
     summary = {
         "files": {k: str(v) for k, v in output_paths(out, int8).items()},
         "parameters": card["model"]["parameters"],
@@ -103,6 +106,8 @@ def bench_edge(
     repeats: int = typer.Option(20, help="Timed runs per measurement (the median is reported)."),
     warmup: int = typer.Option(3, help="Untimed runs first."),
     onnx: Path | None = typer.Option(None, help="Time this 'veil export --int8' output instead of exporting anew."),
+    detector_weights: str | None = typer.Option(None, help="The weights file of the detector the checkpoint trained "
+                                                           "against (never read from the checkpoint)."),
 ) -> None:
     """Obfuscator (PyTorch, ONNX fp32/int8) vs detector latency per 640x480 frame, 1 and all threads."""
     from veil.deployment.bench import bench_edge as run
@@ -111,7 +116,7 @@ def bench_edge(
 
     if repeats < 1 or warmup < 0:
         raise VeilError("--repeats must be at least 1 and --warmup at least 0")
-    result = run(checkpoint, repeats=repeats, warmup=warmup, onnx=onnx,
+    result = run(checkpoint, repeats=repeats, warmup=warmup, onnx=onnx, detector_weights=detector_weights,
                  progress=lambda line: console.print(line, highlight=False))
     write_json(out, result)
     typer.echo(json.dumps({"ratio_to_detector": result["ratio_to_detector"], "target": result["target"]}, indent=2))

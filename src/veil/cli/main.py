@@ -76,8 +76,11 @@ def eval_utility(
     dev = pick_device(device)
     obfuscator, deobfuscator, meta = load_models(checkpoint)
     data = FrameDataset(dataset, split)
+    from veil.detectors import weights_to_load
+
     det = build_detector(detector or meta["config"]["detector"],
-                         detector_weights or meta["config"].get("detector_weights"),
+                         detector_weights if detector else weights_to_load(
+                             meta["config"].get("detector_weights"), detector_weights, f"the checkpoint {checkpoint}"),
                          dev, None if detector else meta["config"].get("detector_person_classes"))
     result = evaluate_utility(det, data, obfuscator.to(dev), deobfuscator.to(dev) if deobfuscator else None,
                               device=dev)

@@ -75,7 +75,7 @@ def export_detector(detector, path: Path, frame: torch.Tensor, opset: int = 17) 
 
 def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detector=None,
                progress: Callable[[str], None] | None = None, onnx: str | Path | None = None,
-               designs: list[tuple[str, dict]] | None = None) -> dict:
+               designs: list[tuple[str, dict]] | None = None, detector_weights: str | None = None) -> dict:
     """Latency table at 640x480 for ``checkpoint``'s obfuscator and ``detector`` (default: its own).
 
     ``onnx``: an existing ``veil export --int8`` of this checkpoint to time (else one is made).
@@ -86,9 +86,10 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
     checkpoint = Path(checkpoint)
     obfuscator, _, meta = load_models(checkpoint)
     if detector is None:
-        from veil.detectors import DETECTORS
+        from veil.detectors import DETECTORS, weights_to_load
 
-        weights = meta["config"].get("detector_weights")
+        weights = weights_to_load(meta["config"].get("detector_weights"), detector_weights,
+                                  f"the checkpoint {checkpoint}")
         detector = DETECTORS.build(meta["config"]["detector"], **({"weights": weights} if weights else {}))
     detector.eval()
     frame = vtest_frames((100,), FRAME_SIZE)

@@ -115,13 +115,15 @@ def export_onnx(
     detector=None,
     split: str = "test",
     progress: Progress | None = None,
+    detector_weights: str | None = None,
 ) -> dict:
     """Export the obfuscator of ``checkpoint`` to ``out`` (.onnx) and return its model card.
 
     With ``int8``, also writes the static-QDQ int8 model, calibrated on ``dataset``'s train
     frames (or on real vtest frames without a dataset). With ``dataset``, the card carries the
     relative person AP of the fp32 and int8 models on its ``split``, measured with ``detector``
-    (default: the detector the checkpoint was trained against).
+    (default: the detector the checkpoint was trained against; a weights file it records is
+    loaded only when passed again as ``detector_weights``, see :mod:`veil.detectors.recorded`).
     """
     say = progress or (lambda _line: None)
     out = Path(out)
@@ -170,7 +172,7 @@ def export_onnx(
             card["int8"]["calibration"] = calib_source
         if data is not None:
             say(f"measuring person AP on {len(data)} {split} frames")
-            card["utility"] = _utility(data, dataset, split, tmp, int8, config, detector)
+            card["utility"] = _utility(data, dataset, split, tmp, int8, config, detector, detector_weights)
         for kind in ("fp32", "int8") if int8 else ("fp32",):
             with atomic_path(paths[kind]) as target:
                 target.write_bytes((tmp / f"{kind}.onnx").read_bytes())
@@ -190,6 +192,7 @@ def export_baseline(
     detector=None,
     split: str = "test",
     progress: Progress | None = None,
+    detector_weights: str | None = None,
 ) -> dict:
     """Export the plain baseline ``name`` at ``strength`` (default: its own) to ``out`` (.onnx)
     with a model card, as :func:`export_onnx` does for a checkpoint: the same input and output
@@ -254,7 +257,7 @@ def export_baseline(
             manifest = read_json(Path(dataset) / "manifest.json")["detector"]
             config = {"detector": manifest["name"], "detector_weights": manifest.get("weights")}
             say(f"measuring person AP on {len(data)} {split} frames")
-            card["utility"] = _utility(data, dataset, split, tmp, False, config, detector)
+            card["utility"] = _utility(data, dataset, split, tmp, False, config, detector, detector_weights)
             card["detector"] = {"name": config["detector"], "weights": config["detector_weights"]}
         with atomic_path(paths["fp32"]) as target:
             target.write_bytes((tmp / "fp32.onnx").read_bytes())
@@ -535,14 +538,15 @@ def _quantize(fp32: Path, tmp: Path, calibration: np.ndarray, verify: np.ndarray
             "max_abs_diff_vs_fp32": diff, "max_abs_diff_frames": f"vtest.avi frames {list(VERIFY_FRAMES)}"}
 
 
-def _utility(data, dataset, split: str, tmp: Path, int8: bool, config: dict, detector) -> dict:
+def _utility(data, dataset, split: str, tmp: Path, int8: bool, config: dict, detector,
+             detector_weights: str | None = None) -> dict:
     """Person AP of the detector on original, ONNX fp32 and int8 obfuscated frames (pseudo-labels)."""
     from veil.evaluation.utility import detection_ap
 
     if detector is None:
-        from veil.detectors import DETECTORS
+        from veil.detectors import DETECTORS, weights_to_load
 
-        weights = config.get("detector_weights")
+        weights = weights_to_load(config.get("detector_weights"), detector_weights, "the checkpoint or dataset")
         detector = DETECTORS.build(config["detector"], **({"weights": weights} if weights else {}))
     start = time.time()
     ap = {"original": detection_ap(detector, data)}

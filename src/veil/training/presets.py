@@ -49,6 +49,10 @@ def make_config(preset: str, dataset: str | Path | None = None, **overrides) -> 
     if "detector" not in values and dataset is not None:
         manifest = read_json(Path(dataset) / "manifest.json")
         values["detector"] = manifest["detector"]["name"]
-        values.setdefault("detector_weights", manifest["detector"].get("weights"))
+        from veil.detectors.recorded import weights_to_load
+
+        # a weights file recorded in the manifest is loaded only if the user typed it (it may be a pickle)
+        values["detector_weights"] = weights_to_load(manifest["detector"].get("weights"),
+                                                     values.get("detector_weights"), f"the dataset {dataset}")
         values.setdefault("detector_person_classes", manifest["detector"].get("person_classes"))
     return TrainConfig(**values)
