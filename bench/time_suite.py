@@ -42,7 +42,9 @@ def main() -> None:
         where = scratch / "veil"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True)
         start = time.perf_counter()
-        made = subprocess.run(["make", "install"], cwd=where, capture_output=True, text=True)
+        # cold, as on a fresh machine: nothing from uv's or pip's download cache
+        env = {**os.environ, "UV_NO_CACHE": "1", "PIP_NO_CACHE_DIR": "1"}
+        made = subprocess.run(["make", "install"], cwd=where, capture_output=True, text=True, env=env)
         install = {"seconds": round(time.perf_counter() - start, 1), "exit_code": made.returncode,
                    "command": "make install (a fresh .venv from the registry)"}
         if made.returncode != 0:
