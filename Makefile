@@ -10,16 +10,18 @@ STAMP  := $(VENV)/.veil-installed
 # for the [all,dev] extras on a 2-core machine): it downloads in parallel, and torch's wheels are gigabytes.
 # --compile-bytecode as pip does: where PYTHONDONTWRITEBYTECODE is set, a venv without .pyc files compiles
 # torch's sources again in every process, and the suite (many CLI subprocesses) took 19.4 min, not 15.
+# uv does not read pip's configuration (pip.conf's indexes, certificates), so wherever it cannot install,
+# pip does, as before.
 UV := $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY)
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q uv
-	$(UV) -c constraints.txt -e ".[all,dev]"
+	($(PY) -m pip install -q uv && $(UV) -c constraints.txt -e ".[all,dev]") || \
+	    (echo "uv could not install; installing with pip" && $(PY) -m pip install -q -c constraints.txt -e ".[all,dev]")
 	@# opencv-python, opencv-python-headless and the contrib build all install cv2/: whichever comes last
 	@# wins. The contrib build (same version) must, so that the HOG detector exists.
-	$(UV) --no-deps --reinstall \
-	    "opencv-contrib-python-headless==$$($(VENV)/bin/uv pip show --python $(PY) opencv-python-headless | sed -n 's/^Version: //p')"
+	$(PY) -m pip install -q --no-deps --force-reinstall \
+	    "opencv-contrib-python-headless==$$($(PY) -m pip show opencv-python-headless | sed -n 's/^Version: //p')"
 	@touch $(STAMP)
 
 install: $(STAMP)
