@@ -34,11 +34,21 @@ def main() -> None:
     parser.add_argument("--clean-clone", action="store_true", help="clone HEAD, time `make install`, then the suite")
     parser.add_argument("pytest_args", nargs="*")
     args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="veil-clean-")) if args.clean_clone else None
+    try:
+        code = run_and_record(args.out, args.pytest_args, scratch)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch)  # the clone this script made, .venv and all, also when a step failed
+    sys.exit(code)
+
+
+def run_and_record(out_json: Path, pytest_args: list[str], scratch: Path | None) -> int:
+    """Run the suite (in a fresh clone under ``scratch``, installed first, when given), write the JSON,
+    and return pytest's exit code."""
     load_before = os.getloadavg()
     where, python, install = ROOT, sys.executable, None
-    scratch = None
-    if args.clean_clone:
-        scratch = Path(tempfile.mkdtemp(prefix="veil-clean-"))
+    if scratch is not None:
         where = scratch / "veil"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(where)], check=True)
         start = time.perf_counter()
@@ -54,7 +64,7 @@ def main() -> None:
     # the command `make test` runs (its PYTEST_ARGS), plus the slowest tests
     make_args = re.search(r"^PYTEST_ARGS\s*:=\s*(.+)$", (where / "Makefile").read_text(), re.M)
     command = [python, "-m", "pytest", *(make_args.group(1).split() if make_args else ["-q"]),
-               "--durations=15", *args.pytest_args]
+               "--durations=15", *pytest_args]
     run = subprocess.run(command, cwd=where, capture_output=True, text=True)
     wall = time.perf_counter() - start
     out = run.stdout
@@ -71,12 +81,10 @@ def main() -> None:
     if install is not None:
         result["clean_clone"] = {"install": install, "install_plus_suite_minutes": round(
             (install["seconds"] + wall) / 60, 1)}
-    write_json(args.out, result)
-    if scratch is not None:
-        shutil.rmtree(scratch)  # the clone this script made, .venv and all
+    write_json(out_json, result)
     sys.stdout.write(out[-3000:])
-    print(f"suite: {wall / 60:.1f} min -> {args.out}")
-    sys.exit(run.returncode)
+    print(f"suite: {wall / 60:.1f} min -> {out_json}")
+    return run.returncode
 
 
 if __name__ == "__main__":

@@ -86,11 +86,10 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
     checkpoint = Path(checkpoint)
     obfuscator, _, meta = load_models(checkpoint)
     if detector is None:
-        from veil.detectors import DETECTORS, weights_to_load
+        from veil.detectors import build_recorded
 
-        weights = weights_to_load(meta["config"].get("detector_weights"), detector_weights,
-                                  f"the checkpoint {checkpoint}")
-        detector = DETECTORS.build(meta["config"]["detector"], **({"weights": weights} if weights else {}))
+        detector = build_recorded(meta["config"]["detector"], meta["config"].get("detector_weights"),
+                                  detector_weights, f"the checkpoint {checkpoint}")
     detector.eval()
     frame = vtest_frames((100,), FRAME_SIZE)
     x_torch = torch.from_numpy(to_input(frame))  # the detector's input

@@ -544,10 +544,10 @@ def _utility(data, dataset, split: str, tmp: Path, int8: bool, config: dict, det
     from veil.evaluation.utility import detection_ap
 
     if detector is None:
-        from veil.detectors import DETECTORS, weights_to_load
+        from veil.detectors import build_recorded
 
-        weights = weights_to_load(config.get("detector_weights"), detector_weights, "the checkpoint or dataset")
-        detector = DETECTORS.build(config["detector"], **({"weights": weights} if weights else {}))
+        detector = build_recorded(config["detector"], config.get("detector_weights"), detector_weights,
+                                  "the checkpoint or dataset")
     start = time.time()
     ap = {"original": detection_ap(detector, data)}
     for kind in ("fp32", "int8") if int8 else ("fp32",):

@@ -7,7 +7,7 @@ core works without the AGPL-licensed extra installed. The HOG adapter needs Open
 
 from veil.detectors import hog, torchvision_detectors, ultralytics_yolo  # noqa: F401  (registers)
 from veil.detectors.base import Detections, FrozenDetector, Target
-from veil.detectors.recorded import weights_to_load
+from veil.detectors.recorded import build_recorded, weights_to_load
 from veil.detectors.registry import DETECTORS
 
-__all__ = ["DETECTORS", "Detections", "FrozenDetector", "Target", "weights_to_load"]
+__all__ = ["DETECTORS", "Detections", "FrozenDetector", "Target", "build_recorded", "weights_to_load"]

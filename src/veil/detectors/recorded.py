@@ -8,6 +8,7 @@ weights that select one of an adapter's built-in sets ("default", "daimler") are
 
 from __future__ import annotations
 
+from veil.detectors.base import FrozenDetector
 from veil.errors import VeilError
 
 
@@ -22,3 +23,11 @@ def weights_to_load(recorded: str | None, typed: str | None, source: str) -> str
     raise VeilError(f"{source} was made with the detector weights {recorded}; Veil loads a weights file only "
                     f"from a path you type, as such files may run code when loaded: pass --detector-weights "
                     f"{recorded} if you trust it")
+
+
+def build_recorded(name: str, recorded: str | None, typed: str | None, source: str) -> FrozenDetector:
+    """The registry's detector ``name`` with the weights :func:`weights_to_load` allows (none: its default)."""
+    from veil.detectors.registry import DETECTORS
+
+    weights = weights_to_load(recorded, typed, source)
+    return DETECTORS.build(name, **({"weights": weights} if weights else {}))
