@@ -104,3 +104,21 @@ def test_a_bad_argument_is_a_veil_error(name):
 def test_an_unknown_baseline_is_a_veil_error():
     with pytest.raises(VeilError, match="unknown baseline 'nope'"):
         BASELINES.build("nope")
+
+
+def test_a_baseline_spec_fixes_its_strength_snapped_to_what_it_can_realise():
+    from veil.audit.config import AuditConfig
+    from veil.audit.measure import baselines_of
+    from veil.errors import VeilError
+    from veil.obfuscators.baselines import BASELINES, build_spec
+
+    assert build_spec("grey_downsample@2").strength == 2.0
+    assert build_spec("gaussian_blur@8").strength == 9.0  # kernels are odd
+    assert build_spec("grey_downsample").strength == BASELINES.build("grey_downsample").strength
+    got = baselines_of(AuditConfig(baselines=("grey_downsample@2", "grey_downsample")), None)
+    assert list(got) == ["grey_downsample@2", "grey_downsample"]  # both audited, under their own names
+    with pytest.raises(VeilError, match="cannot keep a fixed"):
+        baselines_of(AuditConfig(baselines=("grey_downsample@2",)), None, sweep=True)
+    for bad in ("nope@2", "grey_downsample@", "grey_downsample@-1", "grey_downsample@nan"):
+        with pytest.raises(VeilError):
+            build_spec(bad)

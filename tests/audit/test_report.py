@@ -19,7 +19,7 @@ TINY = dict(
     crop_size=(24, 48), epochs=2, patience=1, attackers=("hog_linear", "small_cnn"),
     baselines=("gaussian_blur", "detect_mask"), attribute_train_frames=10, max_attribute_train=64,
     max_attribute_test=48, ap_frames=3, unet_steps=5, unet_crop=48, unet_width=0.25, sweep_points=1,
-    calibration_steps=1, min_track=5, seeds=2, bootstrap=200, transfer=True,
+    calibration_steps=1, min_track=5, seeds=2, bootstrap=200, transfer=True, fuse_boxes=True,
 )
 
 
@@ -85,7 +85,10 @@ def test_every_figure_has_an_interval_under_both_protocols(audit):
         m = report.method(name)
         for protocol in ("reid", "tracking"):
             r = m.identity[protocol]
-            assert set(r.per_attacker) == {"hog_linear", "small_cnn"}
+            # each pixel attacker, and each fused with the boxes (the cloud holds both)
+            assert set(r.per_attacker) == {"hog_linear", "small_cnn", "hog_linear+boxes", "small_cnn+boxes"}
+            fusion = r.per_attacker["small_cnn+boxes"].budget["fusion"]
+            assert fusion == "class probabilities of small_cnn x box_logistic"
             for a in r.per_attacker.values():
                 assert a.top1 is not None
                 _assert_figure(a.top1, 2)
@@ -136,8 +139,19 @@ def test_verdict_speaks_in_intervals(audit):
             assert (b.obfuscator_is == "better") == (d.interval[1] < 0)
             assert (b.obfuscator_is == "worse") == (d.interval[0] > 0)
         assert v.chance == report.chance.identity[protocol].majority
+    # the floor: the boxes alone, paired with the original and the obfuscator on the same resamples
+    floor = report.method("boxes only")
+    assert floor.kind == "floor" and floor.relative_ap == 1.0 and floor.attributes is None
+    for protocol, v in report.verdict.protocols.items():
+        assert set(floor.identity[protocol].per_attacker) == {"box_knn", "box_logistic", "size_knn", "size_logistic"}
+        assert v.boxes == floor.identity[protocol].worst_case.value and v.boxes_interval is not None
+        assert v.original_vs_boxes in outcomes and v.original_boxes_difference is not None
+        assert v.obfuscator is not None and v.obfuscator.vs_boxes in outcomes
+        d = v.obfuscator.boxes_difference
+        assert d is not None and d.value == pytest.approx(v.obfuscator.value - v.boxes, abs=1e-4)
     # the plain-language summary names every baseline with its numbers, and the audit's size
     text = " ".join(report.verdict.summary)
+    assert "boxes alone" in text and "boxes-only floor" in text
     assert "identities" in text and "quick audit" in text
     for b in ("gaussian_blur", "detect_mask"):
         assert f"{b} (rel. AP" in text
@@ -167,8 +181,9 @@ def test_utility_is_measured_under_every_offline_detector(audit):
     faces = original.utility["faces_original"]  # every original face is found again on the originals
     assert (original.utility["faces_kept"] == 1.0) if faces else math.isnan(original.utility["faces_kept"])
     for name, m in report.methods.items():
-        if m.kind == "reconstruction" or "@" in name:
-            # an attack, not a deployable transform; a sweep curve's far end is a point of its curve
+        if m.kind in ("reconstruction", "floor") or "@" in name:
+            # an attack, not a deployable transform; a sweep curve's far end is a point of its curve; the
+            # boxes-only floor has no frames
             assert m.relative_ap_by_detector == {} and m.utility == {}, name
         else:
             assert m.utility["faces_original"] == faces, name  # the same original frames for every method

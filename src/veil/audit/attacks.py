@@ -19,7 +19,7 @@ import hashlib
 import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -175,6 +175,37 @@ def run_attackers(frames: torch.Tensor, crops: CropSet, labels: np.ndarray, grou
                        labels[part["train"]] if complete else None)
 
 
+FUSED = "+boxes"  # name suffix of an attacker fused with the boxes-only attack (veil.audit.geometry)
+
+
+def _product(a: np.ndarray, b: np.ndarray, floor: float = 1e-3) -> np.ndarray:
+    """Two class-probability matrices combined as independent evidence (a renormalised product;
+    ``floor`` keeps one attacker's hard zero from vetoing a class outright)."""
+    p = (a + floor) * (b + floor)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def fuse(pixels: Predictions, boxes: Predictions, reference: str = "box_logistic") -> Predictions:
+    """The attacker the cloud operator is: it holds each obfuscated crop AND its box. Adds, per
+    pixel attacker A, the attacker "A+boxes" whose class scores are A's times the ``reference``
+    geometry attacker's (same attacker-train crops, so the same classes), on test and gallery
+    crops alike. Without scores (an attacker that gives none) the predictions are returned as they are."""
+    if not pixels.scores or pixels.gallery is None or reference not in boxes.scores:
+        return pixels
+    pred, scores, budgets = dict(pixels.pred), dict(pixels.scores), dict(pixels.budgets)
+    for name, runs in pixels.scores.items():
+        fused = []
+        for k, s in enumerate(runs):
+            geo = boxes.scores[reference][min(k, len(boxes.scores[reference]) - 1)]
+            if not np.array_equal(s.classes, geo.classes):
+                raise VeilError(f"{name} and {reference} were fitted on different identities; they cannot be fused")
+            fused.append(Scores(_product(s.test, geo.test), _product(s.train, geo.train), s.classes))
+        pred[name + FUSED] = [f.classes[np.argmax(f.test, axis=1)] for f in fused]
+        scores[name + FUSED] = fused
+        budgets[name + FUSED] = {"fusion": f"class probabilities of {name} x {reference}", "fits": 0}
+    return replace(pixels, pred=pred, scores=scores, budgets=budgets)
+
+
 def _figure(point: np.ndarray, replicates: np.ndarray, level: float) -> Figure:
     """Mean over seeds, its interval, and the per-seed spread; ``point``: (S,), ``replicates``: (B, S)."""
     lo, hi = percentile_interval(replicates.mean(1), level)
@@ -258,13 +289,17 @@ class Attacked:
 
 
 def attack(frames: torch.Tensor, identity: dict[str, IdentityTask], attributes: AttributeTask | None,
-           config: AuditConfig, pool: Executor | None = None, cache: Path | None = None) -> Attacked:
-    """Every task's figures on one method's uint8 frames (the audit's frame table, transformed)."""
+           config: AuditConfig, pool: Executor | None = None, cache: Path | None = None,
+           boxes: dict[str, Predictions] | None = None) -> Attacked:
+    """Every task's figures on one method's uint8 frames (the audit's frame table, transformed).
+    ``boxes``: per protocol, the boxes-only attack to fuse every identity attacker with (:func:`fuse`)."""
     out = Attacked({}, None, {})
     for protocol, task in identity.items():
         test = task.crops.split == "test"
         p = run_attackers(frames, task.crops, task.crops.identity, task.crops.identity[test], "identity", config,
                           pool, cache / protocol if cache is not None else None)
+        if boxes is not None:
+            p = fuse(p, boxes[protocol])
         out.identity[protocol], out.raw[protocol] = summarise(p, config), p
     if attributes is not None:
         p = run_attackers(frames, attributes.crops, attributes.table.values, attributes.groups, "attributes", config,

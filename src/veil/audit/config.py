@@ -2,8 +2,8 @@
 
 * ``fast``: the demo's audit, CPU minutes: a subset of the attackers, small crops, one seed;
 * ``strong``: the figures Veil quotes: every attacker trained until its validation accuracy
-  stops rising, bigger crops, 3 seeds, both identity protocols, compared with ``fast`` on the
-  same crops;
+  stops rising, bigger crops, 3 seeds, both identity protocols, each identity attacker also
+  fused with the boxes the detector outputs, compared with ``fast`` on the same crops;
 * ``full``: paper scale (whole splits, long budgets); meant for a GPU;
 * ``smoke``: seconds, for tests and smoke runs of the pipeline; its figures mean nothing.
 """
@@ -42,6 +42,8 @@ class AuditConfig:
     attribute_train_frames: int | None = 32  # evenly spaced train-split frames (None: all)
     max_attribute_train: int | None = 192
     max_attribute_test: int | None = 192
+    # the cloud holds every box: fuse each identity attacker with the boxes-only attack (veil.audit.geometry)
+    fuse_boxes: bool = False
     # utility, reconstruction, sweep
     baselines: tuple[str, ...] | None = None  # None: every registered baseline
     ap_frames: int | None = 12  # evenly spaced test frames for person AP (None: all)
@@ -72,12 +74,12 @@ PRESETS: dict[str, AuditConfig] = {
     "strong": AuditConfig(
         attackers=None, crop_size=(40, 80), epochs=None, patience=2, augment="flip+crop", seeds=3,
         attribute_train_frames=64, max_attribute_train=256, max_attribute_test=192, ap_frames=20,
-        unet_steps=300, sweep_points=0, compare_presets=("fast",), transfer=True),
+        unet_steps=300, sweep_points=0, compare_presets=("fast",), transfer=True, fuse_boxes=True),
     "full": AuditConfig(
         attackers=None, crop_size=(64, 128), epochs=60, patience=5, augment="flip+crop", seeds=3,
         attribute_train_frames=None, max_attribute_train=3000, max_attribute_test=None, ap_frames=None,
         unet_steps=2000, unet_crop=128, unet_width=1.0, sweep_points=None, calibration_steps=10,
-        compare_presets=("fast", "strong"), transfer=True),
+        compare_presets=("fast", "strong"), transfer=True, fuse_boxes=True),
     "smoke": AuditConfig(
         attackers=("hog_linear", "small_cnn"), crop_size=(24, 48), epochs=2, min_track=5, attribute_train_frames=10,
         max_attribute_train=64, max_attribute_test=48, ap_frames=3, unet_steps=5, unet_crop=48, unet_width=0.25,

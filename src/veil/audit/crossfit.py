@@ -27,6 +27,7 @@ import torch
 from veil.audit import fold_store
 from veil.audit.attacks import Predictions, attack_pool, pool, summarise
 from veil.audit.config import AuditConfig, resolve
+from veil.audit.measure import baselines_of
 from veil.audit.prepare import Clock, prepare
 from veil.audit.report import (
     AttributeLabels,
@@ -145,6 +146,7 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
     dataset_dir, out_dir = Path(dataset_dir), Path(out_dir)
     # every fold's audited frames are its test split: both protocols track people through it
     config = replace(resolve(preset, overrides), reid_splits=("test",), tracking_split="test")
+    baselines_of(config, None, sweep)  # a bad baseline fails here, before any fold trains
     gap = config.time_gap if gap is None else gap
     if gap < config.time_gap:
         raise VeilError(f"the fold gap ({gap} s) must be at least the reid time gap ({config.time_gap} s)")

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
-from veil.audit.report import AuditReport, Difference, MethodResult  # noqa: E402
+from veil.audit.report import BOXES, AuditReport, Difference, MethodResult  # noqa: E402
 
 
 def frame_grid_jpeg(frames: dict[str, torch.Tensor], columns: int = 4, width: float = 3.2) -> bytes:
@@ -65,7 +65,7 @@ def privacy_utility_svg(report: AuditReport, protocol: str) -> str:
     """Scatter in the style of wu-2018 Fig. 2: x worst-case attacker identity accuracy
     (A_b^N, lower = more private) with its 95% interval as error bars, y relative person AP."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
-    markers = {"reference": "s", "obfuscator": "*", "reconstruction": "P"}
+    markers = {"reference": "s", "obfuscator": "*", "reconstruction": "P", "floor": "X"}
     kinds = {name: m.kind for name, m in report.methods.items()}
     for name, pts in _curves(report, protocol).items():
         xs, lo, hi, ys, labels = zip(*pts)
@@ -118,6 +118,10 @@ def comparison_svg(report: AuditReport) -> str:
                     xytext=(4, 4), textcoords="offset points")
     chance = report.identity_chance(protocol)
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
+    if BOXES in methods:  # the floor: what the detector's boxes alone give away
+        floor = methods[BOXES].identity[protocol].worst_case.value
+        ax.axhline(floor, color="tab:red", linestyle=":", linewidth=1,
+                   label=f"{BOXES}, the detector's output ({floor:.2f})")
     ax.set_xlabel("relative person AP  (more useful ->)")
     ax.set_ylabel(f"worst-case identity top-1 ({protocol}, 95% interval)  <- more private")
     ax.set_xlim(0, 1.1)
@@ -156,13 +160,14 @@ attackers is taken per seed. Person AP of the frozen detector on original test f
 <p>"better" / "worse" only where the 95% interval of the difference excludes 0 (paired bootstrap: both figures on the same resamples of test identities); otherwise "not distinguishable".
 Each cell gives the paired difference (points) and, after "detectable", the smallest difference this audit could detect (two-sided 5%, 80% power). Identity figure: <b>{{ v.headline_figure }}</b>.</p>
 <table id="verdict-table">
-<tr><th class="l">protocol</th><th>chance</th><th>original</th><th class="l">original vs chance</th>
-{% if v.obfuscator %}<th>{{ v.obfuscator }}</th><th class="l">{{ v.obfuscator }} vs chance</th>{% for b in r.baselines %}<th class="l">vs {{ b }}</th>{% endfor %}{% endif %}</tr>
-{% for p, e in v.protocols.items() %}<tr><td class="l">{{ p }}</td><td>{{ pct(e.chance) }}</td><td>{{ ci(e.original, e.original_interval) }}</td><td class="l">{{ e.original_vs_chance }}</td>
+<tr><th class="l">protocol</th><th>chance</th><th>original</th><th class="l">original vs chance</th><th>boxes only (floor)</th>
+{% if v.obfuscator %}<th>{{ v.obfuscator }}</th><th class="l">{{ v.obfuscator }} vs chance</th><th class="l">vs boxes only</th>{% for b in r.baselines %}<th class="l">vs {{ b }}</th>{% endfor %}{% endif %}</tr>
+{% for p, e in v.protocols.items() %}<tr><td class="l">{{ p }}</td><td>{{ pct(e.chance) }}</td><td>{{ ci(e.original, e.original_interval) }}</td><td class="l">{{ e.original_vs_chance }}</td><td>{% if e.boxes is not none %}{{ ci(e.boxes, e.boxes_interval) }}{% else %}-{% endif %}</td>
 {% if e.obfuscator %}<td>{{ ci(e.obfuscator.value, e.obfuscator.interval) }}</td><td class="l">{{ e.obfuscator.vs_chance }}</td>
+<td class="l {{ cls(e.obfuscator.vs_boxes) }}">{{ e.obfuscator.vs_boxes or "-" }}{% if e.obfuscator.boxes_difference %}<br><small>{{ diff(e.obfuscator.boxes_difference) }}</small>{% endif %}</td>
 {% for b, c in e.obfuscator.baselines.items() %}<td class="l {{ cls(c.obfuscator_is) }}">{{ c.obfuscator_is }} ({{ ci(c.identity, c.interval) }}){% if c.difference %}<br><small>{{ diff(c.difference) }}</small>{% endif %}</td>{% endfor %}{% endif %}</tr>{% endfor %}
-{% if v.attributes %}{% set a = v.attributes.obfuscator %}<tr><td class="l">attributes (mA)</td><td>{{ pct(r.chance.attributes.mA) }}</td><td>{{ pct(v.attributes.original_mA) }}</td><td></td>
-<td>{{ ci(a.value, a.interval) }}</td><td></td>{% for b in r.baselines %}<td class="l {{ cls(a.baselines.get(b)) }}">{{ a.baselines.get(b, "-") }}{% if a.differences.get(b) %}<br><small>{{ diff(a.differences[b]) }}</small>{% endif %}</td>{% endfor %}</tr>{% endif %}
+{% if v.attributes %}{% set a = v.attributes.obfuscator %}<tr><td class="l">attributes (mA)</td><td>{{ pct(r.chance.attributes.mA) }}</td><td>{{ pct(v.attributes.original_mA) }}</td><td></td><td>-</td>
+<td>{{ ci(a.value, a.interval) }}</td><td></td><td>-</td>{% for b in r.baselines %}<td class="l {{ cls(a.baselines.get(b)) }}">{{ a.baselines.get(b, "-") }}{% if a.differences.get(b) %}<br><small>{{ diff(a.differences[b]) }}</small>{% endif %}</td>{% endfor %}</tr>{% endif %}
 </table>
 {% if v.obfuscator %}<p>Obfuscator relative AP {{ pct(v.obfuscator_relative_ap) }}.
 {% if r.sweep %}Baselines are compared at matched utility; every baseline calibrated within {{ "%.0f"|format(100 * r.config.ap_tolerance) }} AP points of the obfuscator:
@@ -215,7 +220,7 @@ y: person AP relative to original frames. Curves: baselines over strength (label
 {% for p in r.protocols %}<th>identity A<sub>b</sub><sup>N</sup> ({{ p }})</th><th class="l">winner</th>{% endfor %}
 <th>mA (worst)</th><th class="l">winner</th><th>inst. acc</th><th>inst. F1</th></tr>
 {% for name, m in r.methods.items() %}<tr><td class="l">{{ name }}</td><td>{{ num(m.strength) }}</td><td>{{ pct(m.relative_ap) }}</td>
-<td>{{ num(m.similarity_to_original.ssim) }}</td>
+<td>{{ num(m.similarity_to_original.get("ssim")) }}</td>
 {% for p in r.protocols %}{% set w = m.identity[p].worst_case %}<td>{{ ci(w.value, w.interval) }}</td><td class="l">{{ m.identity[p].winner }}</td>{% endfor %}
 {% if m.attributes %}{% set a = m.attributes %}<td>{{ ci(a.worst_case.value, a.worst_case.interval) }}</td><td class="l">{{ a.winner }}</td>
 <td>{{ pct(a.per_attacker[a.winner].instance_accuracy) }}</td><td>{{ pct(a.per_attacker[a.winner].instance_f1) }}</td>
@@ -231,8 +236,8 @@ y: person AP relative to original frames. Curves: baselines over strength (label
 
 {% for p in r.protocols %}<h3>Per attacker, {{ p }} protocol: identity top-1{{ " / attribute mA" if p == r.protocols[0] else "" }}</h3>
 <table id="attackers-table-{{ p }}"><tr><th class="l">method</th>{% for a in r.attackers %}<th>{{ a }}</th>{% endfor %}</tr>
-{% for name, m in r.methods.items() %}<tr><td class="l">{{ name }}</td>{% for a in r.attackers %}{% set s = m.identity[p].per_attacker[a].top1 %}
-<td>{{ ci(s.value, s.interval) }}{% if p == r.protocols[0] and m.attributes %} / {{ pct(m.attributes.per_attacker[a].mA.value) }}{% endif %}</td>{% endfor %}</tr>{% endfor %}
+{% for name, m in r.methods.items() %}<tr><td class="l">{{ name }}</td>{% for a in r.attackers %}{% set s = m.identity[p].per_attacker.get(a) %}
+<td>{% if s %}{{ ci(s.top1.value, s.top1.interval) }}{% if p == r.protocols[0] and m.attributes %} / {{ pct(m.attributes.per_attacker[a].mA.value) }}{% endif %}{% else %}-{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>{% endfor %}
 
 <h3>Attacker training budgets</h3>

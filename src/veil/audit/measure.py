@@ -13,11 +13,12 @@ import torch
 from torch import nn
 
 from veil.adversaries.unet import reconstruct, reconstruction_quality, train_inverse
-from veil.audit.attacks import attack
+from veil.audit.attacks import attack, summarise
 from veil.audit.config import AuditConfig
 from veil.audit.frames import Transform, baseline_transform, obfuscator_transform
 from veil.audit.prepare import Audit
 from veil.audit.report import (
+    BOXES,
     Calibrated,
     Cost,
     Curve,
@@ -31,7 +32,7 @@ from veil.audit.sweep import trace, weak_to_strong
 from veil.audit.verdict import compare
 from veil.errors import VeilError
 from veil.evaluation.cost import obfuscator_cost
-from veil.obfuscators.baselines import BASELINES, Baseline
+from veil.obfuscators.baselines import BASELINES, Baseline, build_spec
 
 
 def say_entry(say, name: str, entry: MethodResult) -> None:
@@ -40,11 +41,17 @@ def say_entry(say, name: str, entry: MethodResult) -> None:
     say(f"{name}: relative AP {entry.relative_ap:.3f}, worst-case identity top-1 {ident}{attrs}")
 
 
-def baselines_of(config: AuditConfig, detector) -> dict[str, Baseline]:
+def baselines_of(config: AuditConfig, detector, sweep: bool = False) -> dict[str, Baseline]:
+    """The config's baselines by method name: ``NAME`` at its own strength, ``NAME@STRENGTH`` at a
+    fixed one (refused with ``sweep``, which calibrates every strength itself)."""
     names = list(config.baselines) if config.baselines is not None else BASELINES.names()
+    fixed = [n for n in names if "@" in n]
+    if sweep and fixed:
+        raise VeilError(f"--sweep calibrates every baseline's strength, so {', '.join(fixed)} cannot keep a fixed "
+                        "one: drop --sweep or the @STRENGTH")
     out = {}
     for name in names:
-        b = BASELINES.build(name)
+        b = build_spec(name)
         if b.needs_detector:
             b.detector = detector
         out[name] = b
@@ -61,7 +68,7 @@ def named_obfuscators(obfuscators: Obfuscators) -> dict[str, nn.Module]:
     if isinstance(obfuscators, nn.Module):
         return {"obfuscator": obfuscators}
     named = dict(obfuscators)
-    reserved = {"original", "reconstruction"} | set(BASELINES.names())
+    reserved = {"original", "reconstruction", BOXES} | set(BASELINES.names())
     clash = sorted(n for n in named if n in reserved or n.endswith(RECONSTRUCTION_SUFFIX))
     if clash:
         raise VeilError(f"obfuscator name(s) {', '.join(clash)} clash with the audit's own methods; rename them")
@@ -87,11 +94,26 @@ class Measured:
 
 
 def measure_original(audit: Audit, grid_pos: int, say: Callable[[str], None]) -> Measured:
+    """The original frames (the upper bound) and the boxes-only attack (the floor)."""
     original = audit.frames.view.images
     entry = audit.evaluate("reference", original, name="original")
     say_entry(say, "original", entry)
-    return Measured({"original": entry}, {"original": original[grid_pos]},
+    floor = measure_boxes(audit)
+    say(f"{BOXES} (the detector's boxes, no pixels): worst-case identity top-1 "
+        + ", ".join(f"{p} {t.worst_case.value:.3f}" for p, t in floor.identity.items()))
+    return Measured({"original": entry, BOXES: floor}, {"original": original[grid_pos]},
                     compare_presets(audit, "original", original, entry, say))
+
+
+def measure_boxes(audit: Audit) -> MethodResult:
+    """The floor: identity from the boxes alone (``veil.audit.geometry``), which the cloud's
+    detector outputs whatever the frames; its utility is the detector's own, relative AP 1."""
+    with audit.clock.stage("attacks"):
+        raw = audit.boxes()
+    if audit.raw is not None:
+        audit.raw[BOXES] = dict(raw)
+    return MethodResult(kind="floor", person_ap=audit.ap_original, relative_ap=1.0,
+                        identity={p: summarise(pred, audit.config) for p, pred in raw.items()})
 
 
 def measure_obfuscator(audit: Audit, name: str, obfuscator: nn.Module, grid_pos: int,

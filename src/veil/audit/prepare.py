@@ -20,6 +20,7 @@ from veil.audit.attacks import Predictions, attack
 from veil.audit.config import AuditConfig
 from veil.audit.fit_cache import slug
 from veil.audit.frames import AuditFrames, FrameView, Transform, evenly, transform_frames
+from veil.audit.geometry import box_predictions
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.report import Kind, MethodResult
@@ -78,6 +79,15 @@ class Audit:
     #: with ``config.transfer``: every detector utility is measured under, by name (the audit's own first)
     detectors: dict[str, FrozenDetector] = field(default_factory=dict)
     _reference: TransferReference | None = None
+    _boxes: dict[str, Predictions] | None = None
+
+    def boxes(self) -> dict[str, Predictions]:
+        """The boxes-only attack on every identity protocol (veil.audit.geometry), made once."""
+        if self._boxes is None:
+            height, width = self.frames.view.images.shape[-2:]
+            self._boxes = {p: box_predictions(task, (int(width), int(height)), self.config)
+                           for p, task in self.identity.items()}
+        return self._boxes
 
     @property
     def device(self) -> torch.device:
@@ -110,7 +120,7 @@ class Audit:
         with self.clock.stage("attacks"):
             cache = self.cache / slug(name) if self.cache is not None and name else None
             attacked = attack(frames, self.identity, self.attributes if attributes else None, config, self.pool,
-                              cache)
+                              cache, self.boxes() if config.fuse_boxes else None)
         if self.raw is not None and name:
             self.raw[name] = attacked.raw
         measured = config.transfer and transfer and kind != "reconstruction"

@@ -28,7 +28,9 @@ VERSION = 3
 READABLE_VERSIONS = (2, 3)
 
 Outcome = Literal["better", "worse", "not distinguishable"]
-Kind = Literal["reference", "obfuscator", "reconstruction", "baseline"]
+# "floor": the boxes-only attack (veil.audit.geometry), no frames at all; BOXES is its method name
+Kind = Literal["reference", "obfuscator", "reconstruction", "baseline", "floor"]
+BOXES = "boxes only"
 
 
 class _Model(BaseModel):
@@ -275,6 +277,9 @@ class ProtocolVerdict(_Model):
     vs_chance: str
     vs_original: Outcome
     original_difference: Difference | None = None
+    #: against the boxes-only floor (veil.audit.geometry): "worse" = more identity than the boxes alone give
+    vs_boxes: Outcome | None = None
+    boxes_difference: Difference | None = None
     baselines: dict[str, BaselineComparison] = Field(default_factory=dict)
     better_than_every_baseline: bool = False
     worse_than_any_baseline: bool = False
@@ -302,6 +307,11 @@ class ProtocolSummary(_Model):
     original: float
     original_interval: tuple[float, float]
     original_vs_chance: str
+    #: the boxes-only floor, and whether the original frames identify people beyond it ("worse")
+    boxes: float | None = None
+    boxes_interval: tuple[float, float] | None = None
+    original_vs_boxes: Outcome | None = None
+    original_boxes_difference: Difference | None = None
     obfuscator: ProtocolVerdict | None = None
 
 

@@ -74,6 +74,7 @@ def run_audit(
     """
     config = resolve(preset, overrides)
     named = named_obfuscators(obfuscators)
+    baselines_of(config, None, sweep)  # a bad baseline fails here, before the frames load
     say = progress or log.info
     torch.manual_seed(config.seed)
     detector = detector.to(config.device)
@@ -97,7 +98,7 @@ def assemble(audit: Audit, dataset_dir, obfuscators: dict[str, nn.Module], info:
                                               info=info.get(name, {}))
     first = next(iter(obfuscators), None)
     target = parts[1].methods[first].relative_ap if first is not None else None
-    baselines = baselines_of(config, detector)
+    baselines = baselines_of(config, detector, sweep)
     measured, curves = measure_baselines(audit, baselines, target, sweep, grid_pos, parts[0].methods, say)
     parts.append(measured)
     merged = merge(parts)

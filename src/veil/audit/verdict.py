@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from veil.audit.report import (
+    BOXES,
     AttributeSummary,
     AttributeVerdict,
     AuditReport,
@@ -110,10 +111,13 @@ def obfuscator_verdict(report: AuditReport, name: str, figure: str = "top1") -> 
                                             relative_ap=m.relative_ap, obfuscator_is=outcome, difference=_rounded(d))
         outcomes = [c.obfuscator_is for c in against.values()]
         vs_original, d_original = judge(mine, orig.identity[protocol].figure(figure))
+        vs_boxes, d_boxes = (judge(mine, report.identity(BOXES, protocol, figure)) if BOXES in report.methods
+                             else (None, None))
         protocols[protocol] = ProtocolVerdict(
             figure=figure, value=mine.value, interval=mine.interval,
             vs_chance=above(mine, report.identity_chance(protocol, figure)), vs_original=vs_original,
-            original_difference=_rounded(d_original), baselines=against,
+            original_difference=_rounded(d_original), vs_boxes=vs_boxes, boxes_difference=_rounded(d_boxes),
+            baselines=against,
             better_than_every_baseline=bool(outcomes) and all(o == BETTER for o in outcomes),
             worse_than_any_baseline=WORSE in outcomes)
     attributes = None
@@ -177,6 +181,13 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
                       for p, d in report.labels.identity.items())
     quick = " This is the quick audit (val+test footage only)." if report.cross_fit is None else ""
     lines.append(f"The identity figures rest on {sizes}.{quick}")
+    for protocol, row in v.protocols.items():
+        if row.boxes is not None and row.boxes_interval is not None:
+            lo, hi = row.boxes_interval
+            lines.append(f"{protocol}: the detector's boxes alone, with no pixels, identify {100 * row.boxes:.1f}% "
+                         f"[{100 * lo:.1f}, {100 * hi:.1f}] ({v.headline_figure}; chance {100 * row.chance:.1f}%). "
+                         f"No transform that keeps the detector working can go below this floor; the original "
+                         f"frames add {_points(row.original_boxes_difference)} to it.")
     if v.obfuscator is None:
         return lines
     name, figure = v.obfuscator, v.headline_figure
@@ -186,6 +197,10 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
     for protocol, row in v.protocols.items():
         if row.obfuscator is None:
             continue
+        if row.obfuscator.vs_boxes is not None:
+            where = {"better": "below", "worse": "above", TIE: "not distinguishable from"}[row.obfuscator.vs_boxes]
+            lines.append(f"{protocol}: {name} is {where} the boxes-only floor: "
+                         f"{_points(row.obfuscator.boxes_difference)}.")
         for b, c in row.obfuscator.baselines.items():
             word = {"better": "beats", "worse": "loses to", TIE: "ties with"}[c.obfuscator_is]
             lines.append(f"{protocol}: {name} {word} {b} (rel. AP {100 * c.relative_ap:.1f}%): "
@@ -205,10 +220,15 @@ def verdict(report: AuditReport, figure: str = "top1") -> Verdict:
     for protocol in report.protocols:
         orig = report.identity("original", protocol, figure)
         chance = report.identity_chance(protocol, figure)
-        out.protocols[protocol] = ProtocolSummary(
+        row = out.protocols[protocol] = ProtocolSummary(
             chance=chance, original=orig.value, original_interval=orig.interval,
             original_vs_chance=above(orig, chance),
             obfuscator=first.protocols[protocol] if first is not None else None)
+        if BOXES in report.methods:
+            floor = report.identity(BOXES, protocol, figure)
+            row.boxes, row.boxes_interval = floor.value, floor.interval
+            row.original_vs_boxes, d = judge(orig, floor)
+            row.original_boxes_difference = _rounded(d)
     if first is not None:
         original_ma = report.attributes("original")
         if first.attributes is not None and original_ma is not None:

@@ -27,7 +27,8 @@ def audit(
     identity_splits: str | None = typer.Option(None, help="Splits the reid identities come from (default val,test)."),
     sweep: bool = typer.Option(False, help="Calibrate each baseline to the (first) obfuscator's utility and attack "
                                            "it there."),
-    baselines: str | None = typer.Option(None, help="Baselines to audit, NAME,NAME or 'none' (default: all)."),
+    baselines: str | None = typer.Option(None, help="Baselines to audit, NAME,NAME or 'none' (default: all); "
+                                               "NAME@STRENGTH fixes a strength, e.g. grey_downsample@2."),
     attributes_csv: Path | None = typer.Option(None, help="CSV of (frame, x1, y1, x2, y2, attributes...)."),
     detector: str | None = typer.Option(None, help="Detector for utility (default: the dataset's)."),
     detector_weights: str | None = typer.Option(None),

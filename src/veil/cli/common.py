@@ -39,14 +39,17 @@ def parse_person_classes(text: str | None) -> list[int] | None:
 
 
 def parse_baselines(text: str) -> tuple[str, ...]:
-    """``"gaussian_blur,pixelate"`` -> names (checked); ``"none"`` -> no baselines."""
-    from veil.obfuscators.baselines import BASELINES
+    """``"gaussian_blur,grey_downsample@2"`` -> baseline specs (checked: a registered name, at its
+    own strength or a fixed one after ``@``); ``"none"`` -> no baselines."""
+    from veil.obfuscators.baselines import BASELINES, parse_spec
 
     if text.strip().lower() == "none":
         return ()
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in BASELINES]
+    unknown = [n for n in names if n.partition("@")[0] not in BASELINES]
     if not names or unknown:
-        raise VeilError(f"--baselines must be NAME,NAME or none; unknown: {', '.join(unknown) or text!r} "
+        raise VeilError(f"--baselines must be NAME,NAME@STRENGTH or none; unknown: {', '.join(unknown) or text!r} "
                         f"(known: {', '.join(BASELINES.names())})")
+    for n in names:
+        parse_spec(n)
     return names

@@ -103,6 +103,30 @@ class Baseline:
 BASELINES: Registry[Baseline] = Registry("baseline")
 
 
+def parse_spec(spec: str) -> tuple[str, float | None]:
+    """``"grey_downsample@2"`` -> ("grey_downsample", 2.0): a registered baseline, at a fixed
+    strength or (no ``@``) its own; a VeilError names what is wrong."""
+    name, at, strength = spec.strip().partition("@")
+    if name not in BASELINES:
+        raise VeilError(f"unknown baseline {name!r} (known: {', '.join(BASELINES.names())})")
+    if not at:
+        return name, None
+    try:
+        value = float(strength)
+    except ValueError:
+        raise VeilError(f"a baseline's strength must be a number, as in {name}@2; got {spec!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise VeilError(f"a baseline's strength must be a finite number >= 0; got {spec!r}")
+    return name, value
+
+
+def build_spec(spec: str) -> Baseline:
+    """The baseline ``NAME`` or ``NAME@STRENGTH`` (snapped to a strength it can realise)."""
+    name, strength = parse_spec(spec)
+    baseline = BASELINES.build(name)
+    return baseline if strength is None else baseline.with_strength(baseline.snap(strength))
+
+
 def odd_kernel(k: float) -> int:
     k = max(1, int(round(k)))
     return k if k % 2 else k + 1
