@@ -2,6 +2,7 @@
 
     python bench/bench_crossfit.py CHECKPOINT [DATASET] [--preset fast] [--folds 2] [--sweep]
                                    [--work runs/crossfit-fast] [--out bench/results/audit-crossfit-fast.json]
+                                   [--set seeds=1 --set 'protocols=["reid"]' --name NAME]
 
 Runs ``veil audit CHECKPOINT --cross-fit K`` (the checkpoint's recipe is retrained per fold; the
 folds' runs, datasets and attacker caches stay under --work, so a stopped run resumes) and then
@@ -15,6 +16,7 @@ The report itself (report.json, report.html) is copied next to the JSON.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import time
 from pathlib import Path
@@ -81,8 +83,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, help="attacker fits side by side (default: one per core, at most 4)")
     parser.add_argument("--work", type=Path)
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=JSON",
+                        help="an audit setting over the preset's, e.g. seeds=1 or 'baselines=[\"gaussian_blur\"]': "
+                             "a bounded run of a preset too long for one sitting")
+    parser.add_argument("--name", help="results name (default: audit-crossfit-PRESET[-sweep])")
     args = parser.parse_args()
-    name = f"audit-crossfit-{args.preset}{'-sweep' if args.sweep else ''}"
+    name = args.name or f"audit-crossfit-{args.preset}{'-sweep' if args.sweep else ''}"
+    overrides = {"workers": args.workers} if args.workers else {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        parsed = json.loads(value)
+        overrides[key] = tuple(parsed) if isinstance(parsed, list) else parsed
     work = args.work or Path("runs") / name
     detector = dataset_detector(args.dataset)
     recipe = TrainConfig.from_dict(load_models(args.checkpoint)[2]["config"])
@@ -92,7 +103,7 @@ def main() -> None:
         print(f"{time.perf_counter() - start:7.1f}s {line}", flush=True)
 
     report = cross_fit_audit(args.dataset, recipe, work, detector, preset=args.preset, folds=args.folds,
-                             overrides={"workers": args.workers} if args.workers else None, sweep=args.sweep,
+                             overrides=overrides or None, sweep=args.sweep,
                              progress=say)
     total = time.perf_counter() - start
     copy = RESULTS / name
@@ -104,7 +115,8 @@ def main() -> None:
     assert cf is not None
     obfuscator = report.methods.get("obfuscator")
     result = {
-        "preset": args.preset, "sweep": args.sweep, "folds": cf.folds, "gap_s": cf.gap_s,
+        "preset": args.preset, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
+        "sweep": args.sweep, "folds": cf.folds, "gap_s": cf.gap_s,
         "recipe": {k: cf.recipe.get(k) for k in ("preset", "epochs", "steps_per_epoch", "batch_size", "crop",
                                                  "obfuscator", "obfuscator_args", "adversaries", "seed")},
         "identities": cf.identities, "test_crops": cf.test_crops, "fold_ranges_s": cf.fold_ranges_s,
