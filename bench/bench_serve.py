@@ -33,9 +33,9 @@ import numpy as np
 from veil.cloud.auth import issue_token
 from veil.cloud.loadbalancer import run_nginx
 from veil.cloud.state import SharedState
+from veil.data.codec import encode
 from veil.data.sources import vtest_path
 from veil.data.video import parse_size, read_video, resize
-from veil.deployment.edge import encode
 from veil.deployment.obfuscate import apply
 from veil.io import write_json
 from veil.training.config import TrainConfig

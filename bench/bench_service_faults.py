@@ -93,9 +93,9 @@ class Host:
 
 def frames(cameras: int, count: int, size: tuple[int, int] = (320, 240)) -> list[list[bytes]]:
     """``cameras`` lists of ``count`` JPEG bodies: consecutive vtest frames through an untrained obfuscator."""
+    from veil.data.codec import encode
     from veil.data.sources import vtest_path
     from veil.data.video import read_video, resize
-    from veil.deployment.edge import encode
     from veil.deployment.obfuscate import apply
     from veil.training.config import TrainConfig
     from veil.training.state import build_models

@@ -6,7 +6,7 @@ import httpx
 
 from tests.cloud.conftest import Server, clip_frames, free_port
 from veil.cloud.loadbalancer import run_nginx
-from veil.deployment.edge import encode
+from veil.data.codec import encode
 
 
 def test_nginx_balances_two_stateless_workers(server, tokens, clip, onnx_obfuscator, tmp_path):

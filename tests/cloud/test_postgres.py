@@ -46,7 +46,8 @@ def hosts(pg, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def jpegs(clip, onnx_obfuscator):
-    from veil.deployment.edge import encode, load_obfuscator
+    from veil.data.codec import encode
+    from veil.deployment.edge import load_obfuscator
 
     obfuscate, _ = load_obfuscator(onnx_obfuscator, threads=1)
     return [encode(obfuscate(f), "jpeg", 85) for f in clip_frames(clip)[:9]]

@@ -51,6 +51,10 @@ class AuditConfig:
     # detector, people-count error, ByteTrack agreement (IDF1) and CenterFace's face leak
     transfer: bool = False
     transfer_detectors: tuple[str, ...] = ("hog",)  # besides the audit's own detector
+    #: ``NAME@QUALITY`` (veil.data.codec), e.g. "jpeg@85", the edge agent's default: every transformed frame
+    #: is encoded and decoded as the cloud receives it before it is measured, and its bytes are reported.
+    #: None: the frames as 8-bit images, lossless (the original frames are never re-encoded: they are the reference)
+    codec: str | None = None
     unet_steps: int = 100
     unet_crop: int = 96
     unet_width: float = 0.5
@@ -101,6 +105,10 @@ def resolve(preset: str | AuditConfig, overrides: dict | None = None) -> AuditCo
     config = replace(config, **(overrides or {}))
     if config.seeds < 1:
         raise VeilError(f"--seeds must be at least 1, got {config.seeds}")
+    if config.codec is not None:
+        from veil.data.codec import parse_codec
+
+        parse_codec(config.codec)  # a bad spec fails before anything is loaded
     from veil.audit.report import IDENTITY_FIGURES
 
     if config.headline not in IDENTITY_FIGURES:

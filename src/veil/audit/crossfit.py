@@ -16,6 +16,7 @@ read back whole (``veil.audit.fold_store``).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -134,6 +135,17 @@ def _digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
+def _settings(config: AuditConfig) -> dict:
+    """The audit settings a fold's results depend on; a setting added later counts only when it is set,
+    so fold stores written before it still resume."""
+    return {k: v for k, v in config.to_dict().items() if not (k in ("codec",) and v is None)}
+
+
+def _settings_digest(config: AuditConfig) -> str:
+    settings = {k: v for k, v in _settings(config).items() if k != "workers"}  # how many fit at once changes no fit
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
 def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str | Path, detector: FrozenDetector,
                     preset: str | AuditConfig = "strong", folds: int = 2, gap: float | None = None,
                     overrides: dict | None = None, sweep: bool = False,
@@ -167,7 +179,7 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
             checkpoint = train_fold(ds, work / "run", recipe, config.device, detector, say)
         checkpoints.append(str(checkpoint))
         # a finished fold is read back whole; any change of its checkpoint or settings audits it again
-        key = {"checkpoint": _digest(checkpoint), "config": config.to_dict(), "sweep": sweep,
+        key = {"checkpoint": _digest(checkpoint), "config": _settings(config), "sweep": sweep,
                "detector": getattr(detector, "spec", None) or type(detector).__name__}
         done = fold_store.load(work / FOLD_STORE, key) if (work / "report.json").is_file() else None
         if done is not None:
@@ -181,7 +193,9 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
         obfuscator = load_models(checkpoint)[0]
         torch.manual_seed(config.seed)
         audit = prepare(ds, detector, config, None, say)
-        audit.raw, audit.cache = {}, work / "attacks" / _digest(checkpoint)
+        # attacker fits are kept per checkpoint AND per audit settings: another preset or codec in the same
+        # --work must not read back fits made on other crops or frames
+        audit.raw, audit.cache = {}, work / "attacks" / _digest(checkpoint) / _settings_digest(config)
         info = {"obfuscator": {"checkpoint": str(checkpoint), "obfuscator": recipe.obfuscator,
                                "obfuscator_args": recipe.obfuscator_args, "adversaries": recipe.adversaries}}
         with attack_pool(config) as audit.pool:
@@ -216,10 +230,19 @@ def _pooled_method(name: str, reports: list[AuditReport], raws: list[dict], weig
         parts = [_columns(raw[name]["attributes"], [k.index(a) for a in common]) for raw, k in zip(raws, kept)]
         attributes = summarise(pool(parts), config)
     similarity = {k: float(np.mean([m.similarity_to_original[k] for m in ms])) for k in ms[0].similarity_to_original}
+
+    def averaged(values: list[dict]) -> dict:  # per key, where every fold measured it (by the folds' AP frames)
+        keys = [k for k in values[0] if all(isinstance(v.get(k), int | float) for v in values)]
+        return {k: float(np.average([v[k] for v in values], weights=weights)) for k in keys}
+
+    sent = [m.upload_bytes_per_frame for m in ms]
     return MethodResult(kind=ms[0].kind, strength=ms[0].strength,
                         person_ap=float(np.average([m.person_ap for m in ms], weights=weights)),
                         relative_ap=float(np.average([m.relative_ap for m in ms], weights=weights)),
-                        similarity_to_original=similarity, identity=identity, attributes=attributes)
+                        similarity_to_original=similarity, identity=identity, attributes=attributes,
+                        relative_ap_by_detector=averaged([m.relative_ap_by_detector for m in ms]),
+                        utility=averaged([m.utility for m in ms]), codec=ms[0].codec,
+                        upload_bytes_per_frame=float(np.mean(sent)) if all(b is not None for b in sent) else None)
 
 
 def _columns(p: Predictions, keep: list[int]) -> Predictions:

@@ -218,14 +218,15 @@ y: person AP relative to original frames. Curves: baselines over strength (label
 <table id="methods-table">
 <tr><th class="l">method</th><th>strength</th><th>rel. AP</th><th>SSIM</th>
 {% for p in r.protocols %}<th>identity A<sub>b</sub><sup>N</sup> ({{ p }})</th><th class="l">winner</th>{% endfor %}
-<th>mA (worst)</th><th class="l">winner</th><th>inst. acc</th><th>inst. F1</th></tr>
+<th>mA (worst)</th><th class="l">winner</th><th>inst. acc</th><th>inst. F1</th>{% if r.config.get("codec") %}<th>kB per frame ({{ r.config.codec }})</th>{% endif %}</tr>
 {% for name, m in r.methods.items() %}<tr><td class="l">{{ name }}</td><td>{{ num(m.strength) }}</td><td>{{ pct(m.relative_ap) }}</td>
 <td>{{ num(m.similarity_to_original.get("ssim")) }}</td>
 {% for p in r.protocols %}{% set w = m.identity[p].worst_case %}<td>{{ ci(w.value, w.interval) }}</td><td class="l">{{ m.identity[p].winner }}</td>{% endfor %}
 {% if m.attributes %}{% set a = m.attributes %}<td>{{ ci(a.worst_case.value, a.worst_case.interval) }}</td><td class="l">{{ a.winner }}</td>
 <td>{{ pct(a.per_attacker[a.winner].instance_accuracy) }}</td><td>{{ pct(a.per_attacker[a.winner].instance_f1) }}</td>
-{% else %}<td colspan="4">-</td>{% endif %}</tr>{% endfor %}
+{% else %}<td colspan="4">-</td>{% endif %}{% if r.config.get("codec") %}<td>{{ num(m.upload_bytes_per_frame / 1000 if m.upload_bytes_per_frame is not none else none) }}</td>{% endif %}</tr>{% endfor %}
 </table>
+{% if r.config.get("codec") %}<p>Every transformed frame was encoded as {{ r.config.codec }} and decoded as the cloud does before it was measured; the original frames were not (they are the reference), and their column is what a camera without Veil would upload.</p>{% endif %}
 
 <h3>Seeds: worst case per seed (identity, {{ r.protocols[0] }})</h3>
 <table id="seeds-table"><tr><th class="l">method</th><th class="l">per seed (winning attacker)</th><th>mean</th><th>std</th><th>max</th></tr>

@@ -30,6 +30,7 @@ from veil.audit.report import (
 )
 from veil.audit.sweep import trace, weak_to_strong
 from veil.audit.verdict import compare
+from veil.data.codec import bytes_per_frame
 from veil.errors import VeilError
 from veil.evaluation.cost import obfuscator_cost
 from veil.obfuscators.baselines import BASELINES, Baseline, build_spec
@@ -38,7 +39,9 @@ from veil.obfuscators.baselines import BASELINES, Baseline, build_spec
 def say_entry(say, name: str, entry: MethodResult) -> None:
     ident = ", ".join(f"{p} {v.worst_case.value:.3f}" for p, v in entry.identity.items())
     attrs = f", worst-case mA {entry.attributes.worst_case.value:.3f}" if entry.attributes is not None else ""
-    say(f"{name}: relative AP {entry.relative_ap:.3f}, worst-case identity top-1 {ident}{attrs}")
+    sent = (f", {entry.upload_bytes_per_frame / 1000:.1f} kB per frame as {entry.codec}"
+            if entry.upload_bytes_per_frame is not None else "")
+    say(f"{name}: relative AP {entry.relative_ap:.3f}, worst-case identity top-1 {ident}{attrs}{sent}")
 
 
 def baselines_of(config: AuditConfig, detector, sweep: bool = False) -> dict[str, Baseline]:
@@ -97,6 +100,10 @@ def measure_original(audit: Audit, grid_pos: int, say: Callable[[str], None]) ->
     """The original frames (the upper bound) and the boxes-only attack (the floor)."""
     original = audit.frames.view.images
     entry = audit.evaluate("reference", original, name="original")
+    if audit.config.codec is not None:  # what a camera without Veil would upload; its figures stay lossless
+        with audit.clock.stage("transform frames"):
+            entry.codec, entry.upload_bytes_per_frame = audit.config.codec, bytes_per_frame(
+                original, audit.config.codec)
     say_entry(say, "original", entry)
     floor = measure_boxes(audit)
     say(f"{BOXES} (the detector's boxes, no pixels): worst-case identity top-1 "
@@ -123,8 +130,8 @@ def measure_obfuscator(audit: Audit, name: str, obfuscator: nn.Module, grid_pos:
     config = audit.config
     original = audit.frames.view.images
     obfuscator = obfuscator.to(audit.device).eval()
-    obf = audit.transform(obfuscator_transform(obfuscator))
-    entry = audit.evaluate("obfuscator", obf, name=name)
+    obf, sent = audit.transform(obfuscator_transform(obfuscator))
+    entry = audit.evaluate("obfuscator", obf, name=name, upload_bytes=sent)
     say_entry(say, name, entry)
     presets = compare_presets(audit, name, obf, entry, say)
     with audit.clock.stage("reconstruction attack (U-Net training)"):
@@ -167,8 +174,8 @@ def measure_baselines(audit: Audit, baselines: dict[str, Baseline], target: floa
             return baseline_transform(b.with_strength(s), audit.same_detector)
 
         if not sweep:
-            frames = audit.transform(transform(b.strength))
-            add(name, audit.evaluate("baseline", frames, strength=b.strength, name=name), frames)
+            frames, sent = audit.transform(transform(b.strength))
+            add(name, audit.evaluate("baseline", frames, strength=b.strength, name=name, upload_bytes=sent), frames)
             continue
         # Swept: probe utility everywhere (cheap), attack only the matched strength and the curve's far end.
         def probe(s: float, t: Callable[[float], Transform] = transform) -> float:
@@ -179,13 +186,15 @@ def measure_baselines(audit: Audit, baselines: dict[str, Baseline], target: floa
         points = {curve.none_strength: "original"}
         if curve.calibrated is not None and curve.calibrated != curve.none_strength:
             method = f"{name} (matched)"
-            frames = audit.transform(transform(curve.calibrated))
-            add(method, audit.evaluate("baseline", frames, strength=curve.calibrated, name=method), frames)
+            frames, sent = audit.transform(transform(curve.calibrated))
+            add(method, audit.evaluate("baseline", frames, strength=curve.calibrated, name=method,
+                                       upload_bytes=sent), frames)
             points[curve.calibrated] = method
         for s in curve.far_end:
             method = f"{name}@{s:.3g}"
-            add(method, audit.evaluate("baseline", audit.transform(transform(s)), strength=s, attributes=False,
-                                        name=method, transfer=False), None)
+            frames, sent = audit.transform(transform(s))
+            add(method, audit.evaluate("baseline", frames, strength=s, attributes=False, name=method,
+                                       transfer=False, upload_bytes=sent), None)
             points[s] = method
         known = {**reference, **methods}
         primary = config.protocols[0]

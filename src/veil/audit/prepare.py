@@ -24,6 +24,7 @@ from veil.audit.geometry import box_predictions
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.report import Kind, MethodResult
+from veil.data.codec import round_trip
 from veil.detectors import Detections, FrozenDetector
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
@@ -93,9 +94,17 @@ class Audit:
     def device(self) -> torch.device:
         return torch.device(self.config.device)
 
-    def transform(self, transform: Transform | None) -> torch.Tensor:
+    def transform(self, transform: Transform | None) -> tuple[torch.Tensor, float | None]:
+        """The frame table after ``transform`` and, with ``config.codec``, after the edge's codec as the
+        cloud decodes it; and the bytes one frame costs to upload (None without a codec)."""
         with self.clock.stage("transform frames"):
-            return transform_frames(transform, self.frames.view, device=self.device)
+            return self.upload(transform_frames(transform, self.frames.view, device=self.device))
+
+    def upload(self, frames: torch.Tensor) -> tuple[torch.Tensor, float | None]:
+        """``frames`` as the cloud receives them, and their mean encoded bytes (None without a codec)."""
+        if self.config.codec is None:
+            return frames, None
+        return round_trip(frames, self.config.codec)
 
     def person_ap(self, ap_frames: torch.Tensor) -> float:
         with self.clock.stage("utility (person AP)"):
@@ -104,14 +113,16 @@ class Audit:
     def relative_ap(self, transform: Transform) -> float:
         """Relative person AP under ``transform``; transforms the AP frames only (cheap)."""
         with self.clock.stage("transform frames"):
-            frames = transform_frames(transform, self.ap_view, device=self.device)
+            frames, _ = self.upload(transform_frames(transform, self.ap_view, device=self.device))
         return self.person_ap(frames) / self.ap_original
 
     def evaluate(self, kind: Kind, frames: torch.Tensor, strength: float | None = None, attributes: bool = True,
-                 config: AuditConfig | None = None, name: str = "", transfer: bool = True) -> MethodResult:
+                 config: AuditConfig | None = None, name: str = "", transfer: bool = True,
+                 upload_bytes: float | None = None) -> MethodResult:
         """Utility, similarity and the attacks on one method's transformed frame table. ``transfer``:
         also the utility under every detector (with ``config.transfer``; never for a reconstruction,
-        which is an attack, and not for a sweep curve's far end, a point of the curve)."""
+        which is an attack, and not for a sweep curve's far end, a point of the curve).
+        ``upload_bytes``: what one of these frames cost through the codec (from ``transform``)."""
         config = config or self.config
         ap_frames = frames[self.ap_positions]
         ap = self.person_ap(ap_frames) if kind != "reference" else self.ap_original
@@ -127,7 +138,9 @@ class Audit:
         by_detector, utility = self.transfer(frames) if measured else ({}, {})
         return MethodResult(kind=kind, strength=strength, person_ap=ap, relative_ap=ap / self.ap_original,
                             similarity_to_original=similarity, identity=attacked.identity,
-                            attributes=attacked.attributes, relative_ap_by_detector=by_detector, utility=utility)
+                            attributes=attacked.attributes, relative_ap_by_detector=by_detector, utility=utility,
+                            codec=config.codec if upload_bytes is not None else None,
+                            upload_bytes_per_frame=upload_bytes)
 
     def transfer(self, frames: torch.Tensor) -> tuple[dict[str, float], dict]:
         """Utility that transfers, on one method's frames: relative AP under every detector (each

@@ -140,6 +140,10 @@ class MethodResult(_Model):
     relative_ap_by_detector: dict[str, float] = Field(default_factory=dict)
     #: version 3, where measured: people-count error, tracking agreement, face leak
     utility: dict[str, Any] = Field(default_factory=dict)
+    #: with ``--codec``: the codec every figure above was measured after, and the mean bytes of one
+    #: uploaded frame (the original's: what a camera without Veil would upload, never re-encoded for its figures)
+    codec: str | None = None
+    upload_bytes_per_frame: float | None = None
 
 
 class IdentityChance(_Model):

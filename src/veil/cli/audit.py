@@ -42,6 +42,9 @@ def audit(
     transfer: bool | None = typer.Option(None, "--transfer/--no-transfer",
                                          help="Measure utility under every offline detector (YOLO, HOG), the count "
                                               "error, tracking agreement and face leak (default: the preset's)."),
+    codec: str | None = typer.Option(None, help="Measure every transformed frame after the edge's codec, as the "
+                                                "cloud receives it, and report its bytes: jpeg@85 (the edge agent's "
+                                                "default), webp@80, ... (default: lossless frames)."),
 ) -> None:
     """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
     from veil.audit.config import resolve
@@ -57,6 +60,8 @@ def audit(
         overrides["time_gap"] = time_gap
     if transfer is not None:
         overrides["transfer"] = transfer
+    if codec is not None:
+        overrides["codec"] = codec
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
     resolve(preset, overrides)  # a bad preset or setting fails here, before torch and the detector load

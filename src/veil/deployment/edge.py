@@ -29,17 +29,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
-import cv2
 import numpy as np
 
+from veil.data.codec import DEFAULT_QUALITY, ENCODINGS, encode
 from veil.data.sources import Stream, open_stream, parse_source
 from veil.data.video import resize
 from veil.errors import VeilError
 from veil.names import check_camera_name
 
 Obfuscate = Callable[[np.ndarray], np.ndarray]
-ENCODINGS = {"jpeg": (".jpg", cv2.IMWRITE_JPEG_QUALITY, "image/jpeg"),
-             "webp": (".webp", cv2.IMWRITE_WEBP_QUALITY, "image/webp")}
 
 
 @dataclass
@@ -51,7 +49,7 @@ class EdgeConfig:
     token: str
     camera: str = "camera"
     encoding: str = "jpeg"
-    quality: int = 85
+    quality: int = DEFAULT_QUALITY
     size: tuple[int, int] | None = None  # (width, height) the obfuscator runs at; None keeps the source's
     queue_size: int = 8
     max_frames: int | None = None
@@ -139,15 +137,6 @@ class DropOldestQueue:
     def drained(self) -> bool:
         with self._cond:
             return self._closed and not self._items
-
-
-def encode(image: np.ndarray, encoding: str, quality: int) -> bytes:
-    """``image`` (RGB uint8) as JPEG or WebP bytes."""
-    suffix, flag, _ = ENCODINGS[encoding]
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [flag, quality])
-    if not ok:
-        raise VeilError(f"OpenCV cannot encode {encoding}")
-    return buf.tobytes()
 
 
 def check_config(config: EdgeConfig) -> str:
