@@ -3,9 +3,10 @@
     python bench/lever_audit.py REPORT_FOLDER --utility NAME=RUN/utility.json ... --out bench/results/NAME.json
 
 Reads the typed report: per design its relative AP, cost, bits per 640x480 frame (a quantised latent's bound),
-worst-case identity on both protocols and mA with intervals, and its paired verdicts against the boxes-only floor
-and every baseline; designs named RECIPE/sSEED grouped per recipe (min and mean relative AP over seeds, and on how
-many seeds each verdict holds); and every pair of designs. The report folder is copied next to the JSON.
+worst-case identity on both protocols and mA with intervals, bytes per uploaded frame (with --codec), and its
+paired verdicts against the boxes-only floor and every baseline; designs named RECIPE/sSEED grouped per recipe
+(min and mean relative AP over seeds, and on how many seeds each verdict holds); and every pair of designs. The
+report folder is copied next to the JSON.
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ from veil.training.state import load_models
 
 def _f(figure) -> dict:
     return {"value": round(figure.value, 4), "interval": [round(x, 4) for x in figure.interval]}
+
+
+def _upload(m) -> dict:
+    """With `veil audit --codec`: the codec and the mean bytes of one uploaded frame."""
+    if m.upload_bytes_per_frame is None:
+        return {}
+    return {"codec": m.codec, "upload_bytes_per_frame": round(m.upload_bytes_per_frame),
+            "upload_kB_per_frame": round(m.upload_bytes_per_frame / 1000, 1)}
 
 
 def _recipes(designs: dict) -> dict:
@@ -75,6 +84,7 @@ def main() -> None:
             "parameters": o.cost.parameters, "macs_640x480": o.cost.macs, "latency_ms_1_thread": o.cost.latency_ms,
             "identity": {p: _f(r.worst_case) for p, r in m.identity.items()},
             "mA": _f(m.attributes.worst_case) if m.attributes else None,
+            **_upload(m),
         }
         checkpoint = o.info.get("checkpoint")
         if checkpoint and Path(checkpoint).is_file():
@@ -95,7 +105,7 @@ def main() -> None:
                 m = report.method(matched)
                 baselines[name] = {"relative_ap": round(m.relative_ap, 4),
                                    "identity": {p: _f(r.worst_case) for p, r in m.identity.items()},
-                                   "mA": _f(m.attributes.worst_case) if m.attributes else None}
+                                   "mA": _f(m.attributes.worst_case) if m.attributes else None, **_upload(m)}
         first = v.obfuscators[v.obfuscator]
         verdict = {p: {b: {"obfuscator_is": c.obfuscator_is,
                            "difference": _f(c.difference) if c.difference else None}
@@ -119,7 +129,8 @@ def main() -> None:
         "date": datetime.now(UTC).strftime("%Y-%m-%d"), "report": str(args.report), "preset": report.preset,
         "headline_figure": v.headline_figure, "first_design": v.obfuscator,
         "original": {"identity": {p: _f(r.worst_case) for p, r in original.identity.items()},
-                     "mA": _f(original.attributes.worst_case) if original.attributes else None},
+                     "mA": _f(original.attributes.worst_case) if original.attributes else None,
+                     **_upload(original)},
         "boxes_floor": floor, "designs": designs, "recipes": recipes, "matched_baselines": baselines,
         "verdict_first_design_vs_baselines": verdict,
         "pairs": [{"a": r.a, "b": r.b, "relative_ap_a_minus_b": round(r.relative_ap_a_minus_b, 4),
