@@ -235,14 +235,14 @@ def _pooled_method(name: str, reports: list[AuditReport], raws: list[dict], weig
         keys = [k for k in values[0] if all(isinstance(v.get(k), int | float) for v in values)]
         return {k: float(np.average([v[k] for v in values], weights=weights)) for k in keys}
 
-    sent = [m.upload_bytes_per_frame for m in ms]
+    sent = [m.upload_bytes_per_frame for m in ms if m.upload_bytes_per_frame is not None]
     return MethodResult(kind=ms[0].kind, strength=ms[0].strength,
                         person_ap=float(np.average([m.person_ap for m in ms], weights=weights)),
                         relative_ap=float(np.average([m.relative_ap for m in ms], weights=weights)),
                         similarity_to_original=similarity, identity=identity, attributes=attributes,
                         relative_ap_by_detector=averaged([m.relative_ap_by_detector for m in ms]),
                         utility=averaged([m.utility for m in ms]), codec=ms[0].codec,
-                        upload_bytes_per_frame=float(np.mean(sent)) if all(b is not None for b in sent) else None)
+                        upload_bytes_per_frame=float(np.mean(sent)) if len(sent) == len(ms) else None)
 
 
 def _columns(p: Predictions, keep: list[int]) -> Predictions:
