@@ -135,10 +135,13 @@ def _digest(path: Path) -> str:
     return hashlib.sha1(path.read_bytes()).hexdigest()[:12]
 
 
+#: audit settings added after fold stores were first written: they count in a fold's key only when set
+ADDED_LATER = ("codec",)
+
+
 def _settings(config: AuditConfig) -> dict:
-    """The audit settings a fold's results depend on; a setting added later counts only when it is set,
-    so fold stores written before it still resume."""
-    return {k: v for k, v in config.to_dict().items() if not (k in ("codec",) and v is None)}
+    """The audit settings a fold's results depend on (fold stores written before a setting existed still resume)."""
+    return {k: v for k, v in config.to_dict().items() if not (k in ADDED_LATER and v is None)}
 
 
 def _settings_digest(config: AuditConfig) -> str:

@@ -51,19 +51,22 @@ def decode(data: bytes, encoding: str) -> np.ndarray:
         return np.array(img.convert("RGB"))  # a writable copy
 
 
+def _encoded(frames: torch.Tensor, spec: str) -> tuple[str, list[bytes]]:
+    """Every frame of ``frames`` (N, 3, H, W) uint8 encoded by ``spec``, and the codec's name."""
+    encoding, quality = parse_codec(spec)
+    return encoding, [encode(np.ascontiguousarray(f.permute(1, 2, 0).numpy()), encoding, quality) for f in frames]
+
+
 def round_trip(frames: torch.Tensor, spec: str) -> tuple[torch.Tensor, float]:
     """``frames`` (N, 3, H, W) uint8 after encoding and decoding by ``spec``, and the mean bytes per frame."""
-    encoding, quality = parse_codec(spec)
-    out, sizes = torch.empty_like(frames), []
-    for i, frame in enumerate(frames):
-        data = encode(np.ascontiguousarray(frame.permute(1, 2, 0).numpy()), encoding, quality)
-        sizes.append(len(data))
+    encoding, encoded = _encoded(frames, spec)
+    out = torch.empty_like(frames)
+    for i, data in enumerate(encoded):
         out[i] = torch.from_numpy(decode(data, encoding)).permute(2, 0, 1)
-    return out, float(np.mean(sizes)) if sizes else 0.0
+    return out, float(np.mean([len(d) for d in encoded])) if encoded else 0.0
 
 
 def bytes_per_frame(frames: torch.Tensor, spec: str) -> float:
     """Mean encoded size of ``frames`` (N, 3, H, W) uint8 by ``spec``, without decoding them."""
-    encoding, quality = parse_codec(spec)
-    sizes = [len(encode(np.ascontiguousarray(f.permute(1, 2, 0).numpy()), encoding, quality)) for f in frames]
-    return float(np.mean(sizes)) if sizes else 0.0
+    encoded = _encoded(frames, spec)[1]
+    return float(np.mean([len(d) for d in encoded])) if encoded else 0.0
