@@ -16,6 +16,7 @@ The report itself (report.json, report.html) is copied next to the JSON.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import shutil
 import time
@@ -64,6 +65,8 @@ def widths(report: AuditReport) -> dict:
                             "difference_width": _width(c.difference.interval),
                             "detectable": round(c.difference.detectable or 0.0, 4)} if c.difference else {})}
                     for b, c in o.baselines.items()}
+                outcomes = [c["obfuscator_is"] for c in entry["baselines"].values()]
+                entry["obfuscator_is"] = {o: outcomes.count(o) for o in ("better", "not distinguishable", "worse")}
                 diffs = [c["difference_width"] for c in entry["baselines"].values() if "difference_width" in c]
                 entry["widest_paired_difference"] = max(diffs) if diffs else None
                 entry["meets_targets"] = bool(diffs) and max(diffs) <= TARGETS["paired_difference_width_max"] \
@@ -115,6 +118,7 @@ def main() -> None:
     assert cf is not None
     obfuscator = report.methods.get("obfuscator")
     result = {
+        "date": datetime.date.today().isoformat(),
         "preset": args.preset, "settings": {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()},
         "sweep": args.sweep, "folds": cf.folds, "gap_s": cf.gap_s,
         "recipe": {k: cf.recipe.get(k) for k in ("preset", "epochs", "steps_per_epoch", "batch_size", "crop",

@@ -119,6 +119,34 @@ def test_a_second_run_resumes_from_the_cache(cross_fitted):
         report.method("original").identity["reid"].worst_case
 
 
+def test_another_headline_figure_re_pools_the_stored_folds(cross_fitted):
+    report, out, _, args = cross_fitted
+    assert report.verdict is not None and report.verdict.headline_figure == "auc"  # the default
+    again = veil(*args, "--headline", "mAP")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished before, read back") == 2  # the verdict changed, no fold was audited again
+    v = load_report(out).verdict
+    assert v is not None and v.headline_figure == "mAP"
+    assert v.protocols["reid"].original == report.identity("original", "reid", "mAP").value
+
+
+def test_a_widened_run_reads_back_every_fit_it_already_made(cross_fitted):
+    """One more baseline changes the audit, so each fold is audited again, but no fit already
+    on disk is made again: only the new baseline's attackers fit."""
+    _, out, _, args = cross_fitted
+    before = {p: p.stat().st_mtime_ns for p in (out / "folds").rglob("*.npz") if p.parent.parent.name != "folds"}
+    widened = list(args)
+    widened[widened.index("--baselines") + 1] = "gaussian_blur,pixelation"
+    again = veil(*widened)
+    assert again.returncode == 0, again.stderr
+    assert "finished before" not in again.stdout  # the folds' settings changed
+    after = {p: p.stat().st_mtime_ns for p in (out / "folds").rglob("*.npz") if p.parent.parent.name != "folds"}
+    assert {p: after[p] for p in before} == before  # every earlier fit read back, not fitted again
+    new = set(after) - set(before)
+    assert new and all("pixelation" in str(p) for p in new)  # and only the new method fitted
+    assert "pixelation" in load_report(out).methods
+
+
 def test_cross_fit_needs_exactly_one_checkpoint(dataset, tmp_path):
     r = veil("audit", "--dataset", dataset, "--out", tmp_path / "r", "--cross-fit", "2")
     assert_one_line_error(r, "exactly one checkpoint")

@@ -138,13 +138,15 @@ def test_verdict_speaks_in_intervals(audit):
             assert d is not None and d.detectable is not None and d.detectable > 0
             assert (b.obfuscator_is == "better") == (d.interval[1] < 0)
             assert (b.obfuscator_is == "worse") == (d.interval[0] > 0)
-        assert v.chance == report.chance.identity[protocol].majority
+        assert report.verdict.headline_figure == "auc"  # the default: the tightest intervals (AuditConfig.headline)
+        assert v.chance == report.identity_chance(protocol, "auc") == 0.5
+        assert v.original == report.identity("original", protocol, "auc").value
     # the floor: the boxes alone, paired with the original and the obfuscator on the same resamples
     floor = report.method("boxes only")
     assert floor.kind == "floor" and floor.relative_ap == 1.0 and floor.attributes is None
     for protocol, v in report.verdict.protocols.items():
         assert set(floor.identity[protocol].per_attacker) == {"box_knn", "box_logistic", "size_knn", "size_logistic"}
-        assert v.boxes == floor.identity[protocol].worst_case.value and v.boxes_interval is not None
+        assert v.boxes == floor.identity[protocol].figure("auc").value and v.boxes_interval is not None
         assert v.original_vs_boxes in outcomes and v.original_boxes_difference is not None
         assert v.obfuscator is not None and v.obfuscator.vs_boxes in outcomes
         d = v.obfuscator.boxes_difference

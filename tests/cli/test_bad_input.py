@@ -98,6 +98,7 @@ def test_eval_on_a_folder_that_is_no_dataset(tmp_path, checkpoint):
     (["--baselines", "grey_downsample@2", "--sweep"], "--sweep calibrates every baseline"),
     (["--codec", "png"], "codec must be one of jpeg, webp"),
     (["--codec", "jpeg@0"], "quality must be 1-100"),
+    (["--headline", "top5"], "unknown headline identity figure"),
 ])
 def test_audit_refuses_impossible_protocols_and_options(tmp_path, dataset, args, fragment):
     r = veil("audit", "--dataset", dataset, "--out", tmp_path / "audit", *args)

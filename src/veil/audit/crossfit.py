@@ -144,8 +144,15 @@ def _settings(config: AuditConfig) -> dict:
     return {k: v for k, v in config.to_dict().items() if not (k in ADDED_LATER and v is None)}
 
 
+#: settings that change no single attacker fit (one fit is one file per method, protocol, attacker and seed):
+#: widening an audit (more baselines, protocols, attackers or seeds) reads back every fit already made
+FIT_NEUTRAL = ("workers", "attackers", "baselines", "protocols", "seeds", "fuse_boxes", "transfer",
+               "transfer_detectors", "compare_presets", "headline", "bootstrap", "level")
+
+
 def _settings_digest(config: AuditConfig) -> str:
-    settings = {k: v for k, v in _settings(config).items() if k != "workers"}  # how many fit at once changes no fit
+    """The attacker fits' cache key: every audit setting that changes the crops or how one attacker fits."""
+    settings = {k: v for k, v in _settings(config).items() if k not in FIT_NEUTRAL}
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -182,7 +189,9 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
             checkpoint = train_fold(ds, work / "run", recipe, config.device, detector, say)
         checkpoints.append(str(checkpoint))
         # a finished fold is read back whole; any change of its checkpoint or settings audits it again
-        key = {"checkpoint": _digest(checkpoint), "config": _settings(config), "sweep": sweep,
+        # the headline figure only reads the pooled predictions: another one re-pools, it does not re-audit
+        key = {"checkpoint": _digest(checkpoint),
+               "config": {k: v for k, v in _settings(config).items() if k != "headline"}, "sweep": sweep,
                "detector": getattr(detector, "spec", None) or type(detector).__name__}
         done = fold_store.load(work / FOLD_STORE, key) if (work / "report.json").is_file() else None
         if done is not None:

@@ -37,7 +37,8 @@ from veil.obfuscators.baselines import BASELINES, Baseline, build_spec
 
 
 def say_entry(say, name: str, entry: MethodResult) -> None:
-    ident = ", ".join(f"{p} {v.worst_case.value:.3f}" for p, v in entry.identity.items())
+    ident = ", ".join(f"{p} {v.worst_case.value:.3f}" + (f" (AUC {v.figures['auc'].value:.3f})" if "auc" in v.figures
+                                                         else "") for p, v in entry.identity.items())
     attrs = f", worst-case mA {entry.attributes.worst_case.value:.3f}" if entry.attributes is not None else ""
     sent = (f", {entry.upload_bytes_per_frame / 1000:.1f} kB per frame as {entry.codec}"
             if entry.upload_bytes_per_frame is not None else "")
@@ -107,7 +108,8 @@ def measure_original(audit: Audit, grid_pos: int, say: Callable[[str], None]) ->
     say_entry(say, "original", entry)
     floor = measure_boxes(audit)
     say(f"{BOXES} (the detector's boxes, no pixels): worst-case identity top-1 "
-        + ", ".join(f"{p} {t.worst_case.value:.3f}" for p, t in floor.identity.items()))
+        + ", ".join(f"{p} {t.worst_case.value:.3f}" + (f" (AUC {t.figures['auc'].value:.3f})" if "auc" in t.figures
+                                                       else "") for p, t in floor.identity.items()))
     return Measured({"original": entry, BOXES: floor}, {"original": original[grid_pos]},
                     compare_presets(audit, "original", original, entry, say))
 

@@ -102,6 +102,10 @@ IDENTITY_FIGURES = {
     "video_top1": "top-1 after pooling the attacker's scores over each test track (video-level attack)",
 }
 
+#: Each identity figure's name in a sentence.
+FIGURE_LABELS = {"top1": "top-1", "top1_per_identity": "top-1 per identity", "rank1": "rank-1", "mAP": "mAP",
+                 "auc": "verification AUC", "video_top1": "video-level top-1"}
+
 
 class TaskResult(_Model):
     """Every attacker on one task for one method, and the worst case over them (taken per seed)."""

@@ -16,6 +16,7 @@ import numpy as np
 
 from veil.audit.report import (
     BOXES,
+    FIGURE_LABELS,
     AttributeSummary,
     AttributeVerdict,
     AuditReport,
@@ -184,8 +185,9 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
     for protocol, row in v.protocols.items():
         if row.boxes is not None and row.boxes_interval is not None:
             lo, hi = row.boxes_interval
-            lines.append(f"{protocol}: the detector's boxes alone, with no pixels, identify {100 * row.boxes:.1f}% "
-                         f"[{100 * lo:.1f}, {100 * hi:.1f}] ({v.headline_figure}; chance {100 * row.chance:.1f}%). "
+            lines.append(f"{protocol}: the detector's boxes alone, with no pixels, reach identity "
+                         f"{FIGURE_LABELS.get(v.headline_figure, v.headline_figure)} {100 * row.boxes:.1f}% "
+                         f"[{100 * lo:.1f}, {100 * hi:.1f}] (chance {100 * row.chance:.1f}%). "
                          f"No transform that keeps the detector working can go below this floor; the original "
                          f"frames add {_points(row.original_boxes_difference)} to it.")
     if v.obfuscator is None:
@@ -193,7 +195,8 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
     name, figure = v.obfuscator, v.headline_figure
     matched = "at matched utility" if report.sweep else "at their paper strengths (utility not matched)"
     lines.append(f"{name} keeps {100 * (v.obfuscator_relative_ap or 0):.1f}% of the detector's person AP. "
-                 f"Against each baseline {matched}, on worst-case identity ({figure}), lower = more private:")
+                 f"Against each baseline {matched}, on worst-case identity {FIGURE_LABELS.get(figure, figure)}, "
+                 f"lower = more private:")
     for protocol, row in v.protocols.items():
         if row.obfuscator is None:
             continue

@@ -45,6 +45,9 @@ def audit(
     codec: str | None = typer.Option(None, help="Measure every transformed frame after the edge's codec, as the "
                                                 "cloud receives it, and report its bytes: jpeg@85 (the edge agent's "
                                                 "default), webp@80, ... (default: lossless frames)."),
+    headline: str | None = typer.Option(None, help="The identity figure the verdict is read on: auc (default: the "
+                                                   "tightest intervals), mAP, rank1, top1, top1_per_identity, "
+                                                   "video_top1."),
 ) -> None:
     """Attack the obfuscated video with N unseen attackers and compare with classic baselines."""
     from veil.audit.config import resolve
@@ -62,6 +65,8 @@ def audit(
         overrides["transfer"] = transfer
     if codec is not None:
         overrides["codec"] = codec
+    if headline is not None:
+        overrides["headline"] = headline
     if identity_splits:
         overrides["reid_splits"] = tuple(s.strip() for s in identity_splits.split(",") if s.strip())
     resolve(preset, overrides)  # a bad preset or setting fails here, before torch and the detector load
