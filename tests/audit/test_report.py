@@ -214,4 +214,5 @@ def test_report_html_renders_in_headless_chromium(audit):
     assert "data:image/jpeg;base64," in dom  # the frame grid, inline
     assert "not distinguishable" in dom or "better" in dom or "worse" in dom
     assert "% [" in dom  # figures carry their intervals
+    assert "x: worst-case identity verification AUC over" in dom  # the plots show the verdict's figure
     assert 'src="http' not in dom and 'href="http' not in dom  # self-contained: nothing to fetch

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
-from veil.audit.report import BOXES, AuditReport, Difference, MethodResult  # noqa: E402
+from veil.audit.report import BOXES, FIGURE_LABELS, AuditReport, Difference, MethodResult  # noqa: E402
 
 
 def frame_grid_jpeg(frames: dict[str, torch.Tensor], columns: int = 4, width: float = 3.2) -> bytes:
@@ -39,25 +39,31 @@ def frame_grid_jpeg(frames: dict[str, torch.Tensor], columns: int = 4, width: fl
     return buf.getvalue()
 
 
-def _point(m: MethodResult, protocol: str) -> tuple[float, float, float, float]:
-    """(x, x_low, x_high, y): worst-case identity with its interval, and relative AP."""
-    w = m.identity[protocol].worst_case
+def _headline(report: AuditReport) -> str:
+    """The identity figure the plots show: the one the verdict is read on (top-1 for a report without one)."""
+    return report.verdict.headline_figure if report.verdict is not None else "top1"
+
+
+def _point(m: MethodResult, protocol: str, figure: str) -> tuple[float, float, float, float]:
+    """(x, x_low, x_high, y): worst-case identity ``figure`` with its interval, and relative AP."""
+    w = m.identity[protocol].figure(figure)
     return w.value, w.interval[0], w.interval[1], m.relative_ap
 
 
 def _curves(report: AuditReport, protocol: str) -> dict[str, list[tuple[float, float, float, float, str]]]:
-    """Points per method: x = worst-case identity top-1 (with interval), y = relative AP."""
-    methods = report.methods
+    """Points per method: x = the headline worst-case identity figure (with interval), y = relative AP."""
+    methods, figure = report.methods, _headline(report)
     curves: dict[str, list] = {}
     for name, m in methods.items():
         if m.kind != "baseline":
-            curves[name] = [(*_point(m, protocol), "")]
+            curves[name] = [(*_point(m, protocol, figure), "")]
     for name in report.baselines:
         curve = report.curves.get(name)
         if curve is not None and curve.points:
-            curves[name] = [(*_point(methods[p.method], protocol), f"{p.strength:.3g}") for p in curve.points]
+            curves[name] = [(*_point(methods[p.method], protocol, figure), f"{p.strength:.3g}")
+                            for p in curve.points]
         elif name in methods:
-            curves[name] = [(*_point(methods[name], protocol), f"{methods[name].strength or 0:.3g}")]
+            curves[name] = [(*_point(methods[name], protocol, figure), f"{methods[name].strength or 0:.3g}")]
     return curves
 
 
@@ -76,14 +82,16 @@ def privacy_utility_svg(report: AuditReport, protocol: str) -> str:
         for x, y, lab in zip(xs, ys, labels):
             if lab and len(pts) > 1:
                 ax.annotate(lab, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    figure = _headline(report)
     for c in report.curves.values():
         if c.calibrated is not None:
-            x = report.identity(c.calibrated.method, protocol).value
+            x = report.identity(c.calibrated.method, protocol, figure).value
             ax.plot([x], [c.calibrated.relative_ap], marker="D", markerfacecolor="none", markeredgecolor="black",
                     linestyle="none")
-    chance = report.identity_chance(protocol)
+    chance = report.identity_chance(protocol, figure)
     ax.axvline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
-    ax.set_xlabel(f"worst-case attacker identity top-1 (A_b^N, {protocol}, 95% interval)  <- more private")
+    ax.set_xlabel(f"worst-case attacker identity {FIGURE_LABELS.get(figure, figure)} (A_b^N, {protocol}, "
+                  f"95% interval)  <- more private")
     ax.set_ylabel("relative person AP  (more useful ->)")
     ax.set_xlim(0, 1.02)
     ax.set_ylim(0, 1.1)
@@ -98,11 +106,11 @@ def comparison_svg(report: AuditReport) -> str:
     """The obfuscators side by side: x relative person AP, y worst-case identity top-1 (first
     protocol) with its interval as error bars; original frames and baselines (the matched ones
     when swept) as reference points, where audited."""
-    protocol = report.protocols[0]
+    protocol, figure = report.protocols[0], _headline(report)
     fig, ax = plt.subplots(figsize=(7.5, 5))
 
     def point(name: str, m: MethodResult, **style) -> None:
-        w = m.identity[protocol].worst_case
+        w = m.identity[protocol].figure(figure)
         err = [[w.value - w.interval[0]], [w.interval[1] - w.value]]
         ax.errorbar([m.relative_ap], [w.value], yerr=err, capsize=3, linestyle="none", label=name, **style)
 
@@ -114,16 +122,17 @@ def comparison_svg(report: AuditReport) -> str:
             point(method, methods[method], marker="o", color="grey", alpha=0.6)
     for row in report.obfuscator_table:
         point(row.method, methods[row.method], marker="*", markersize=12)
-        ax.annotate(row.method, (row.relative_ap, row.identity[protocol].value), fontsize=7,
+        ax.annotate(row.method, (row.relative_ap, report.identity(row.method, protocol, figure).value), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
-    chance = report.identity_chance(protocol)
+    chance = report.identity_chance(protocol, figure)
     ax.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
     if BOXES in methods:  # the floor: what the detector's boxes alone give away
-        floor = methods[BOXES].identity[protocol].worst_case.value
+        floor = methods[BOXES].identity[protocol].figure(figure).value
         ax.axhline(floor, color="tab:red", linestyle=":", linewidth=1,
                    label=f"{BOXES}, the detector's output ({floor:.2f})")
     ax.set_xlabel("relative person AP  (more useful ->)")
-    ax.set_ylabel(f"worst-case identity top-1 ({protocol}, 95% interval)  <- more private")
+    ax.set_ylabel(f"worst-case identity {FIGURE_LABELS.get(figure, figure)} ({protocol}, 95% interval)"
+                  "  <- more private")
     ax.set_xlim(0, 1.1)
     ax.set_ylim(0, 1.02)
     ax.grid(alpha=0.3)
@@ -206,12 +215,12 @@ see <code>veil bench edge</code>). MACs per 640x480 frame (ptflops).</p>
 </table><p>"better" = more private, only where the 95% interval of the paired difference A - B (in brackets, points) excludes 0.
 {% if v.pairs_summary %}{% set m = v.pairs_summary %}{{ m.distinguishable }} of these {{ m.comparisons }} comparisons are "better" or "worse"; each is at 95% on its own, so about {{ m.expected_by_chance }} would be by chance alone even if no two obfuscators differed.{% endif %}</p>{% endif %}
 <figure id="obfuscators-plot">{{ comparison_svg|safe }}
-<figcaption>x: person AP relative to original frames; y: worst-case identity top-1 ({{ r.protocols[0] }} protocol) with its 95% interval.
+<figcaption>x: person AP relative to original frames; y: worst-case identity {{ figure_label }} ({{ r.protocols[0] }} protocol) with its 95% interval.
 Stars: obfuscators; squares: original frames; circles: baselines{{ " (matched to " ~ r.sweep_target ~ ")" if r.sweep_target else "" }}.</figcaption></figure>{% endif %}
 
 <h2 id="plot">Privacy-utility</h2>
 {% for p, svg in svgs.items() %}<figure id="privacy-utility-{{ p }}">{{ svg|safe }}
-<figcaption>{{ p }} protocol. x: worst-case identity top-1 over {{ r.attackers|length }} attackers (error bars: 95% interval);
+<figcaption>{{ p }} protocol. x: worst-case identity {{ figure_label }} over {{ r.attackers|length }} attackers (error bars: 95% interval);
 y: person AP relative to original frames. Curves: baselines over strength (labels); diamonds: baselines calibrated to the obfuscator's utility.</figcaption></figure>{% endfor %}
 
 <h2 id="methods">Methods</h2>
@@ -335,6 +344,8 @@ def render_html(report: AuditReport, grid_jpeg: bytes) -> str:
     template = env.from_string(TEMPLATE)
     svgs = {p: privacy_utility_svg(report, p) for p in report.protocols}
     comparison = comparison_svg(report) if report.obfuscator_table else ""
+    figure = _headline(report)
     return template.render(r=report, v=report.verdict, svgs=svgs, ci=_ci, cls=_cls, diff=_diff,
+                           figure_label=FIGURE_LABELS.get(figure, figure),
                            comparison_svg=comparison,
                            grid_b64=base64.b64encode(grid_jpeg).decode("ascii"), pct=_pct, num=_num)
