@@ -63,7 +63,7 @@ class AuditConfig:
     ap_tolerance: float = 0.02  # "within 2 AP points"
     # statistics
     # the identity figure the verdict is read on (veil.audit.report.IDENTITY_FIGURES). The verification AUC: on
-    # vtest its intervals are the tightest for the signal they carry (width / (original - chance): 0.16-0.18
+    # vtest its intervals are the tightest for the signal they carry (width / (original - chance): 0.15-0.18
     # against mAP's 0.38-0.43 and top-1's 0.54-0.59, in bench/results/audit-crossfit-*.json), because it scores
     # every same/different pair of every query instead of one label per crop
     headline: str = "auc"
