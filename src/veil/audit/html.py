@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from jinja2 import Environment, select_autoescape  # noqa: E402
 
-from veil.audit.report import BOXES, FIGURE_LABELS, AuditReport, Difference, MethodResult  # noqa: E402
+from veil.audit.report import BOXES, AuditReport, Difference, MethodResult, figure_label  # noqa: E402
 
 
 def frame_grid_jpeg(frames: dict[str, torch.Tensor], columns: int = 4, width: float = 3.2) -> bytes:
@@ -39,20 +39,16 @@ def frame_grid_jpeg(frames: dict[str, torch.Tensor], columns: int = 4, width: fl
     return buf.getvalue()
 
 
-def _headline(report: AuditReport) -> str:
-    """The identity figure the plots show: the one the verdict is read on (top-1 for a report without one)."""
-    return report.verdict.headline_figure if report.verdict is not None else "top1"
-
-
 def _point(m: MethodResult, protocol: str, figure: str) -> tuple[float, float, float, float]:
     """(x, x_low, x_high, y): worst-case identity ``figure`` with its interval, and relative AP."""
     w = m.identity[protocol].figure(figure)
     return w.value, w.interval[0], w.interval[1], m.relative_ap
 
 
-def _curves(report: AuditReport, protocol: str) -> dict[str, list[tuple[float, float, float, float, str]]]:
-    """Points per method: x = the headline worst-case identity figure (with interval), y = relative AP."""
-    methods, figure = report.methods, _headline(report)
+def _curves(report: AuditReport, protocol: str,
+            figure: str) -> dict[str, list[tuple[float, float, float, float, str]]]:
+    """Points per method: x = worst-case identity ``figure`` (with interval), y = relative AP."""
+    methods = report.methods
     curves: dict[str, list] = {}
     for name, m in methods.items():
         if m.kind != "baseline":
@@ -67,13 +63,13 @@ def _curves(report: AuditReport, protocol: str) -> dict[str, list[tuple[float, f
     return curves
 
 
-def privacy_utility_svg(report: AuditReport, protocol: str) -> str:
+def privacy_utility_svg(report: AuditReport, protocol: str, figure: str) -> str:
     """Scatter in the style of wu-2018 Fig. 2: x worst-case attacker identity accuracy
     (A_b^N, lower = more private) with its 95% interval as error bars, y relative person AP."""
     fig, ax = plt.subplots(figsize=(7.5, 5))
     markers = {"reference": "s", "obfuscator": "*", "reconstruction": "P", "floor": "X"}
     kinds = {name: m.kind for name, m in report.methods.items()}
-    for name, pts in _curves(report, protocol).items():
+    for name, pts in _curves(report, protocol, figure).items():
         xs, lo, hi, ys, labels = zip(*pts)
         err = [[x - low for x, low in zip(xs, lo)], [high - x for x, high in zip(xs, hi)]]
         ax.errorbar(xs, ys, xerr=err, marker=markers.get(kinds.get(name, ""), "o"),
@@ -82,7 +78,6 @@ def privacy_utility_svg(report: AuditReport, protocol: str) -> str:
         for x, y, lab in zip(xs, ys, labels):
             if lab and len(pts) > 1:
                 ax.annotate(lab, (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    figure = _headline(report)
     for c in report.curves.values():
         if c.calibrated is not None:
             x = report.identity(c.calibrated.method, protocol, figure).value
@@ -90,7 +85,7 @@ def privacy_utility_svg(report: AuditReport, protocol: str) -> str:
                     linestyle="none")
     chance = report.identity_chance(protocol, figure)
     ax.axvline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance ({chance:.2f})")
-    ax.set_xlabel(f"worst-case attacker identity {FIGURE_LABELS.get(figure, figure)} (A_b^N, {protocol}, "
+    ax.set_xlabel(f"worst-case attacker identity {figure_label(figure)} (A_b^N, {protocol}, "
                   f"95% interval)  <- more private")
     ax.set_ylabel("relative person AP  (more useful ->)")
     ax.set_xlim(0, 1.02)
@@ -102,11 +97,11 @@ def privacy_utility_svg(report: AuditReport, protocol: str) -> str:
     return _svg(fig)
 
 
-def comparison_svg(report: AuditReport) -> str:
-    """The obfuscators side by side: x relative person AP, y worst-case identity top-1 (first
+def comparison_svg(report: AuditReport, figure: str) -> str:
+    """The obfuscators side by side: x relative person AP, y worst-case identity ``figure`` (first
     protocol) with its interval as error bars; original frames and baselines (the matched ones
     when swept) as reference points, where audited."""
-    protocol, figure = report.protocols[0], _headline(report)
+    protocol = report.protocols[0]
     fig, ax = plt.subplots(figsize=(7.5, 5))
 
     def point(name: str, m: MethodResult, **style) -> None:
@@ -131,7 +126,7 @@ def comparison_svg(report: AuditReport) -> str:
         ax.axhline(floor, color="tab:red", linestyle=":", linewidth=1,
                    label=f"{BOXES}, the detector's output ({floor:.2f})")
     ax.set_xlabel("relative person AP  (more useful ->)")
-    ax.set_ylabel(f"worst-case identity {FIGURE_LABELS.get(figure, figure)} ({protocol}, 95% interval)"
+    ax.set_ylabel(f"worst-case identity {figure_label(figure)} ({protocol}, 95% interval)"
                   "  <- more private")
     ax.set_xlim(0, 1.1)
     ax.set_ylim(0, 1.02)
@@ -342,10 +337,11 @@ def render_html(report: AuditReport, grid_jpeg: bytes) -> str:
     """The report page; everything inline, so the file can be mailed or archived alone."""
     env = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
     template = env.from_string(TEMPLATE)
-    svgs = {p: privacy_utility_svg(report, p) for p in report.protocols}
-    comparison = comparison_svg(report) if report.obfuscator_table else ""
-    figure = _headline(report)
+    # the plots show the figure the verdict is read on (top-1 for a report without a verdict)
+    figure = report.verdict.headline_figure if report.verdict is not None else "top1"
+    svgs = {p: privacy_utility_svg(report, p, figure) for p in report.protocols}
+    comparison = comparison_svg(report, figure) if report.obfuscator_table else ""
     return template.render(r=report, v=report.verdict, svgs=svgs, ci=_ci, cls=_cls, diff=_diff,
-                           figure_label=FIGURE_LABELS.get(figure, figure),
+                           figure_label=figure_label(figure),
                            comparison_svg=comparison,
                            grid_b64=base64.b64encode(grid_jpeg).decode("ascii"), pct=_pct, num=_num)

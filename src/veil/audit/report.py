@@ -107,6 +107,11 @@ FIGURE_LABELS = {"top1": "top-1", "top1_per_identity": "top-1 per identity", "ra
                  "auc": "verification AUC", "video_top1": "video-level top-1"}
 
 
+def figure_label(name: str) -> str:
+    """An identity figure's name in a sentence ("auc" -> "verification AUC")."""
+    return FIGURE_LABELS.get(name, name)
+
+
 class TaskResult(_Model):
     """Every attacker on one task for one method, and the worst case over them (taken per seed)."""
 

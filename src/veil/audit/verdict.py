@@ -16,7 +16,6 @@ import numpy as np
 
 from veil.audit.report import (
     BOXES,
-    FIGURE_LABELS,
     AttributeSummary,
     AttributeVerdict,
     AuditReport,
@@ -31,6 +30,7 @@ from veil.audit.report import (
     ProtocolSummary,
     ProtocolVerdict,
     Verdict,
+    figure_label,
 )
 from veil.evaluation.bootstrap import percentile_interval
 from veil.evaluation.power import minimum_detectable_difference
@@ -186,7 +186,7 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
         if row.boxes is not None and row.boxes_interval is not None:
             lo, hi = row.boxes_interval
             lines.append(f"{protocol}: the detector's boxes alone, with no pixels, reach identity "
-                         f"{FIGURE_LABELS.get(v.headline_figure, v.headline_figure)} {100 * row.boxes:.1f}% "
+                         f"{figure_label(v.headline_figure)} {100 * row.boxes:.1f}% "
                          f"[{100 * lo:.1f}, {100 * hi:.1f}] (chance {100 * row.chance:.1f}%). "
                          f"No transform that keeps the detector working can go below this floor; the original "
                          f"frames add {_points(row.original_boxes_difference)} to it.")
@@ -195,7 +195,7 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
     name, figure = v.obfuscator, v.headline_figure
     matched = "at matched utility" if report.sweep else "at their paper strengths (utility not matched)"
     lines.append(f"{name} keeps {100 * (v.obfuscator_relative_ap or 0):.1f}% of the detector's person AP. "
-                 f"Against each baseline {matched}, on worst-case identity {FIGURE_LABELS.get(figure, figure)}, "
+                 f"Against each baseline {matched}, on worst-case identity {figure_label(figure)}, "
                  f"lower = more private:")
     for protocol, row in v.protocols.items():
         if row.obfuscator is None:
