@@ -76,6 +76,33 @@ def widths(report: AuditReport) -> dict:
     return out
 
 
+def worst_cases(report: AuditReport, figure: str) -> dict:
+    """Per protocol and method, on ``figure``: which attacker sets the worst case at each attacker seed, and
+    how far the seeds move the attackers that have one. An attacker without randomness (a linear probe, a
+    nearest neighbour on fixed features) gives one value at every seed, so where it holds the worst case,
+    more seeds can raise that worst case but never lower it."""
+    out: dict = {}
+    for name, method in report.methods.items():
+        for protocol, task in method.identity.items():
+            worst = task.figures.get(figure)
+            if worst is None:
+                continue
+            spreads = {a: max(f.per_seed) - min(f.per_seed) for a, r in task.per_attacker.items()
+                       if (f := r.figures.get(figure)) is not None and len(f.per_seed) > 1}
+            seeded = {a: s for a, s in spreads.items() if s > 1e-9}
+            # the strongest attacker that the seeds move, by its mean over seeds
+            top = max(seeded, key=lambda a: task.per_attacker[a].figures[figure].value, default=None)
+            out.setdefault(protocol, {})[name] = {
+                "value": round(worst.value, 4), "per_seed": [round(x, 4) for x in worst.per_seed],
+                "attackers": sorted(set(worst.attackers or [])),
+                "seed_dependent_attackers": sorted(seeded),
+                "widest_seed_spread": round(max(seeded.values()), 4) if seeded else 0.0,
+                "strongest_seed_dependent": None if top is None else {
+                    "attacker": top, "value": round(task.per_attacker[top].figures[figure].value, 4),
+                    "seed_spread": round(seeded[top], 4)}}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("checkpoint", type=Path, help="any checkpoint of the recipe (its saved TrainConfig)")
@@ -129,6 +156,8 @@ def main() -> None:
         "relative_ap": round(obfuscator.relative_ap, 4) if obfuscator else None,
         "targets": TARGETS, "headline_figure": report.verdict.headline_figure if report.verdict else None,
         "figures": widths(report),
+        # the headline's worst case per seed: what more attacker seeds can and cannot change
+        "worst_cases": worst_cases(report, report.verdict.headline_figure) if report.verdict else {},
         "summary": report.verdict.summary if report.verdict else [],
     }
     write_json(args.out or RESULTS / f"{name}.json", result)
