@@ -87,19 +87,19 @@ def worst_cases(report: AuditReport, figure: str) -> dict:
             worst = task.figures.get(figure)
             if worst is None:
                 continue
-            spreads = {a: max(f.per_seed) - min(f.per_seed) for a, r in task.per_attacker.items()
-                       if (f := r.figures.get(figure)) is not None and len(f.per_seed) > 1}
-            seeded = {a: s for a, s in spreads.items() if s > 1e-9}
-            # the strongest attacker that the seeds move, by its mean over seeds
-            top = max(seeded, key=lambda a: task.per_attacker[a].figures[figure].value, default=None)
+            # the attackers that the seeds move: (their figure, its spread over the seeds)
+            seeded = {a: (f, spread) for a, r in task.per_attacker.items()
+                      if (f := r.figures.get(figure)) is not None and len(f.per_seed) > 1
+                      and (spread := max(f.per_seed) - min(f.per_seed)) > 1e-9}
+            # the strongest of them, by its mean over the seeds
+            top = max(seeded, key=lambda a: seeded[a][0].value, default=None)
             out.setdefault(protocol, {})[name] = {
                 "value": round(worst.value, 4), "per_seed": [round(x, 4) for x in worst.per_seed],
                 "attackers": sorted(set(worst.attackers or [])),
                 "seed_dependent_attackers": sorted(seeded),
-                "widest_seed_spread": round(max(seeded.values()), 4) if seeded else 0.0,
+                "widest_seed_spread": round(max(s for _, s in seeded.values()), 4) if seeded else 0.0,
                 "strongest_seed_dependent": None if top is None else {
-                    "attacker": top, "value": round(task.per_attacker[top].figures[figure].value, 4),
-                    "seed_spread": round(seeded[top], 4)}}
+                    "attacker": top, "value": round(seeded[top][0].value, 4), "seed_spread": round(seeded[top][1], 4)}}
     return out
 
 

@@ -63,7 +63,7 @@ def run_and_record(out_json: Path, pytest_args: list[str], scratch: Path | None)
             sys.exit(f"error: make install failed in the clean clone:\n{made.stderr[-2000:]}")
         python = str(where / ".venv" / "bin" / "python")
     start = time.perf_counter()
-    # the command `make test` runs (its PYTEST_ARGS), plus the slowest tests
+    # the command `make test` runs (its PYTEST_ARGS), plus every test's duration
     make_args = re.search(r"^PYTEST_ARGS\s*:=\s*(.+)$", (where / "Makefile").read_text(), re.M)
     command = [python, "-m", "pytest", *(make_args.group(1).split() if make_args else ["-q"]),
                "--durations=0", "--durations-min=0", *pytest_args]
