@@ -28,6 +28,7 @@ from veil.data.codec import round_trip
 from veil.detectors import Detections, FrozenDetector
 from veil.detectors.fingerprint import fingerprint
 from veil.errors import VeilError
+from veil.evaluation.ap import average_precision
 from veil.evaluation.utility import detection_ap
 from veil.io import read_json
 
@@ -52,6 +53,7 @@ class Clock:
 class TransferReference:
     """The detectors' view of the original frames, shared by every method's transfer figures."""
 
+    own: list[Detections]  # the audit's detector on the whole test split at the ranking confidence
     ranked: dict[str, list[Detections]]  # per detector, on the AP frames at the ranking confidence
     counted: list[Detections]  # the audit's detector on the AP frames at its pseudo-label threshold
     tracked: list[Detections]  # the same on the whole test split, in time order
@@ -110,11 +112,31 @@ class Audit:
         with self.clock.stage("utility (person AP)"):
             return detection_ap(self.detector, self.ap_view.with_images(ap_frames), None, device=self.device)
 
+    def person_ap_of(self, found: list[Detections]) -> float:
+        """Person AP of detections already made on the AP frames, against their pseudo-labels."""
+        return average_precision([(d.boxes, d.scores) for d in found], [t.boxes for t in self.ap_view.targets])
+
     def relative_ap(self, transform: Transform) -> float:
         """Relative person AP under ``transform``; transforms the AP frames only (cheap)."""
         with self.clock.stage("transform frames"):
             frames, _ = self.upload(transform_frames(transform, self.ap_view, device=self.device))
         return self.person_ap(frames) / self.ap_original
+
+    def own_detections(self, frames: torch.Tensor) -> list[Detections]:
+        """The audit's detector on the test split of the frame table ``frames`` (time order), at the
+        ranking confidence. The AP frames are among them, and the detector contract makes a cut at a
+        higher confidence the same as detecting at it, so this one pass serves person AP, the people
+        count, the tracks and the detector's own transfer AP (each was a pass of its own)."""
+        from veil.evaluation.transfer import RANKING_CONF, detect_all
+
+        with self.clock.stage("utility (person AP)"):
+            return detect_all(self.detector, frames[self.test_positions], RANKING_CONF)
+
+    @property
+    def ap_in_test(self) -> list[int]:
+        """Where each AP frame sits in the test split."""
+        index = {int(p): i for i, p in enumerate(self.test_positions)}
+        return [index[int(p)] for p in self.ap_positions]
 
     def evaluate(self, kind: Kind, frames: torch.Tensor, strength: float | None = None, attributes: bool = True,
                  config: AuditConfig | None = None, name: str = "", transfer: bool = True,
@@ -125,7 +147,16 @@ class Audit:
         ``upload_bytes``: what one of these frames cost through the codec (from ``transform``)."""
         config = config or self.config
         ap_frames = frames[self.ap_positions]
-        ap = self.person_ap(ap_frames) if kind != "reference" else self.ap_original
+        measured = config.transfer and transfer and kind != "reconstruction"
+        found = None
+        if measured:  # the original frames' pass is the transfer reference's, made once
+            found = self.transfer_reference().own if frames is self.frames.view.images else self.own_detections(frames)
+        if kind == "reference":
+            ap = self.ap_original
+        elif found is not None:
+            ap = self.person_ap_of([found[i] for i in self.ap_in_test])
+        else:
+            ap = self.person_ap(ap_frames)
         with self.clock.stage("similarity"):
             similarity = reconstruction_quality(ap_frames, self.ap_view.images)
         with self.clock.stage("attacks"):
@@ -134,36 +165,42 @@ class Audit:
                               cache, self.boxes() if config.fuse_boxes else None)
         if self.raw is not None and name:
             self.raw[name] = attacked.raw
-        measured = config.transfer and transfer and kind != "reconstruction"
-        by_detector, utility = self.transfer(frames) if measured else ({}, {})
+        by_detector, utility = self.transfer(frames, found) if found is not None else ({}, {})
         return MethodResult(kind=kind, strength=strength, person_ap=ap, relative_ap=ap / self.ap_original,
                             similarity_to_original=similarity, identity=attacked.identity,
                             attributes=attacked.attributes, relative_ap_by_detector=by_detector, utility=utility,
                             codec=config.codec if upload_bytes is not None else None,
                             upload_bytes_per_frame=upload_bytes)
 
-    def transfer(self, frames: torch.Tensor) -> tuple[dict[str, float], dict]:
+    def transfer(self, frames: torch.Tensor, found: list[Detections]) -> tuple[dict[str, float], dict]:
         """Utility that transfers, on one method's frames: relative AP under every detector (each
         with its own pseudo-labels on the originals, on the AP frames), the people-count error and
-        CenterFace's face leak on the AP frames, and ByteTrack's agreement over the test split."""
+        CenterFace's face leak on the AP frames, and ByteTrack's agreement over the test split.
+        ``found``: the audit's detector on these frames' test split (``own_detections``)."""
         from veil.evaluation.faces import face_leak
-        from veil.evaluation.tracking import tracking_agreement
+        from veil.evaluation.tracking import track_agreement
         from veil.evaluation.transfer import count_error, relative_ap_by_detector
 
+        ref = self.transfer_reference()  # outside the stage: its own pass is clocked as person AP
         with self.clock.stage("utility across detectors"):
-            ref = self.transfer_reference()
             ap_frames = frames[self.ap_positions]
+            cut = self.detector.pseudo_label_threshold
+            on_ap = [found[i] for i in self.ap_in_test]
             by_detector = relative_ap_by_detector(self.ap_view.images, ap_frames, self.detectors,
-                                                  on_original=ref.ranked)
-            count = count_error(self.ap_view.images, ap_frames, self.detector, on_original=ref.counted)
-            test = self.test_positions
-            tracks = tracking_agreement(self.frames.view.images[test], frames[test], self.detector,
-                                        fps=self.fps, on_original=ref.tracked)
+                                                  on_original=ref.ranked, on_transformed={self.own_name: on_ap})
+            count = count_error(self.ap_view.images, ap_frames, self.detector, on_original=ref.counted,
+                                on_transformed=[d.above(cut) for d in on_ap])
+            tracks = {**track_agreement(ref.tracked, [d.above(cut) for d in found], self.fps), "threshold": cut}
             faces = face_leak(self.ap_view.images, ap_frames, on_original=ref.faces)
         utility = {"count_mae": count["mae"], "count_relative_error": count["relative_error"],
                    "idf1": tracks.get("idf1"), "hota": tracks.get("hota"), "mota": tracks.get("mota"),
                    "faces_original": faces["faces_original"], "faces_kept": faces["fraction_found_again"]}
         return by_detector, utility
+
+    @property
+    def own_name(self) -> str:
+        """The audit's own detector's name among ``detectors``."""
+        return next(n for n, d in self.detectors.items() if d is self.detector)
 
     def transfer_reference(self) -> TransferReference:
         """Every detector's detections on the ORIGINAL frames, made once per audit: each method's
@@ -174,10 +211,14 @@ class Audit:
 
             originals = self.ap_view.images
             cut = self.detector.pseudo_label_threshold
+            own = self.own_detections(self.frames.view.images)
+            on_ap = [own[i] for i in self.ap_in_test]
             self._reference = TransferReference(
-                ranked={n: detect_all(d, originals, RANKING_CONF) for n, d in self.detectors.items()},
-                counted=detect_all(self.detector, originals, cut),
-                tracked=detect_all(self.detector, self.frames.view.images[self.test_positions], cut),
+                own=own,
+                ranked={n: on_ap if d is self.detector else detect_all(d, originals, RANKING_CONF)
+                        for n, d in self.detectors.items()},
+                counted=[d.above(cut) for d in on_ap],
+                tracked=[d.above(cut) for d in own],
                 faces=detect_faces(originals))
         return self._reference
 

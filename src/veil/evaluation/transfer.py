@@ -41,15 +41,18 @@ def detect_all(detector: FrozenDetector, frames: torch.Tensor, conf: float, batc
 
 
 def detector_ap(original: torch.Tensor, transformed: torch.Tensor, detector: FrozenDetector,
-                batch_size: int = 8, on_original: list[Detections] | None = None) -> dict:
+                batch_size: int = 8, on_original: list[Detections] | None = None,
+                on_transformed: list[Detections] | None = None) -> dict:
     """One detector's AP on the originals and on the transformed frames against its own pseudo-labels.
-    ``on_original``: its detections on ``original`` at ``RANKING_CONF``, when already made (an audit
-    compares many transforms with the same originals)."""
+    ``on_original`` / ``on_transformed``: its detections on those frames at ``RANKING_CONF``, when
+    already made (an audit compares many transforms with the same originals, and runs its own
+    detector once per transform for every utility figure)."""
     _check_pair(original, transformed)
     if on_original is None:
         on_original = detect_all(detector, original, RANKING_CONF, batch_size)
     labels = [d.boxes[d.scores >= detector.pseudo_label_threshold] for d in on_original]
-    on_transformed = detect_all(detector, transformed, RANKING_CONF, batch_size)
+    if on_transformed is None:
+        on_transformed = detect_all(detector, transformed, RANKING_CONF, batch_size)
     ap_original = average_precision([(d.boxes, d.scores) for d in on_original], labels)
     ap_transformed = average_precision([(d.boxes, d.scores) for d in on_transformed], labels)
     relative = ap_transformed / ap_original if ap_original > 0 else float("nan")
@@ -59,27 +62,33 @@ def detector_ap(original: torch.Tensor, transformed: torch.Tensor, detector: Fro
 
 def relative_ap_by_detector(original: torch.Tensor, transformed: torch.Tensor,
                             detectors: dict[str, FrozenDetector], batch_size: int = 8,
-                            on_original: dict[str, list[Detections]] | None = None) -> dict[str, float]:
+                            on_original: dict[str, list[Detections]] | None = None,
+                            on_transformed: dict[str, list[Detections]] | None = None) -> dict[str, float]:
     """Per detector name: its AP on ``transformed`` / its AP on ``original``, both against the
     pseudo-labels it gives the originals at its ``pseudo_label_threshold``. Frames are (N, 3, H, W).
-    ``on_original``: per name, that detector's detections on ``original`` (see :func:`detector_ap`)."""
-    made = on_original or {}
-    return {name: detector_ap(original, transformed, det, batch_size, made.get(name))["relative_ap"]
+    ``on_original`` / ``on_transformed``: per name, that detector's detections already made on those
+    frames (see :func:`detector_ap`)."""
+    before, after = on_original or {}, on_transformed or {}
+    return {name: detector_ap(original, transformed, det, batch_size, before.get(name), after.get(name))["relative_ap"]
             for name, det in detectors.items()}
 
 
 def count_error(original: torch.Tensor, transformed: torch.Tensor, detector: FrozenDetector,
-                batch_size: int = 8, on_original: list[Detections] | None = None) -> dict:
+                batch_size: int = 8, on_original: list[Detections] | None = None,
+                on_transformed: list[Detections] | None = None) -> dict:
     """People counted per frame (detections at the pseudo-label threshold) on the originals and on the
     transformed frames: the per-frame counts, the mean absolute error, the mean signed error (negative:
     people lost), and the relative error = sum |difference| / sum original counts (NaN with nobody).
-    ``on_original``: the detector's detections on ``original`` at its pseudo-label threshold, when made."""
+    ``on_original`` / ``on_transformed``: the detector's detections on those frames at its pseudo-label
+    threshold, when made."""
     _check_pair(original, transformed)
     cut = detector.pseudo_label_threshold
     if on_original is None:
         on_original = detect_all(detector, original, cut, batch_size)
+    if on_transformed is None:
+        on_transformed = detect_all(detector, transformed, cut, batch_size)
     before = np.array([len(d.boxes) for d in on_original])
-    after = np.array([len(d.boxes) for d in detect_all(detector, transformed, cut, batch_size)])
+    after = np.array([len(d.boxes) for d in on_transformed])
     diff = after - before
     total = int(before.sum())
     return {"original": before.tolist(), "transformed": after.tolist(),
