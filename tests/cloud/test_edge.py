@@ -33,7 +33,7 @@ def test_raw_frames_never_leave_the_edge(server, tokens, clip, obfuscate):
         config = EdgeConfig(source=str(clip), server=proxy.url, token=tokens[1]["cam1"], camera="cam1",
                             quality=90, max_frames=len(originals))
         stats = EdgeAgent(config, obfuscate).run()
-    assert (stats.captured, stats.sent, stats.dropped, stats.rejected) == (12, 12, 0, 0)
+    assert (stats.captured, stats.sent, stats.dropped, stats.rejected, stats.unsent) == (12, 12, 0, 0, 0)
     requests = proxy.requests()
     # Every byte the agent sent belongs to one of these requests, and each is one frame upload.
     assert sum(len(s) for s in proxy.streams) > 0 and len(requests) == 12
@@ -104,7 +104,7 @@ def test_worker_killed_and_restarted_mid_stream(server, tokens, clip, obfuscate)
     stats = result["stats"]
     assert stats.reconnects >= 1 and stats.retries >= 1 and stats.sent > killed_at
     assert any(e.startswith("reconnected after") for e in events)
-    assert stats.captured == len(originals) == stats.sent + stats.dropped + stats.rejected
+    assert stats.captured == len(originals) == stats.sent + stats.dropped + stats.rejected and stats.unsent == 0
     assert stats.dropped > 0  # a live stream cannot wait for the outage: the oldest frames went
     assert "Traceback" not in server.log.read_text()
     # What the server received, before and after the restart, is obfuscated frames only.

@@ -108,9 +108,11 @@ def test_edge_pulls_rtsp_survives_a_camera_restart(server, tokens, onnx_obfuscat
     assert not runner.is_alive(), "the agent did not stop"
     assert "error" not in result, repr(result.get("error"))
     stats = result["stats"]
-    assert stats.source_reconnects == 1 and stats.sent >= sent_back + 5 and stats.rejected == 0
-    # Stopped mid-stream: besides what was sent or dropped, only the queue's frames went unsent.
-    assert 0 <= stats.captured - stats.sent - stats.dropped <= config.queue_size
+    assert stats.source_reconnects == 1 and stats.sent >= sent_back + 5 and stats.rejected == 0, stats
+    # Stopped mid-stream: every frame is accounted for; besides what was sent or dropped, only the queue's
+    # frames and the one the sender had taken went unsent (the bound once missed that one, under load)
+    assert stats.captured == stats.sent + stats.dropped + stats.unsent, stats
+    assert 0 <= stats.unsent <= config.queue_size + 1, stats
     source_events = [e for e in events if e.startswith("source")]
     assert len(source_events) == 2, events
     assert source_events[0] == f"source lost: {camera.url} stopped delivering frames; reconnecting"

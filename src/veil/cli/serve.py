@@ -240,7 +240,8 @@ def edge(
             stats.state = "stopped"
     console.print(stats.line(), highlight=False)
     console.print(f"sent {stats.sent} obfuscated frames, dropped {stats.dropped} under back-pressure, "
-                  f"{stats.rejected} rejected, {stats.reconnects} reconnect(s) to the server, "
+                  f"{stats.rejected} rejected, {stats.unsent} unsent when it stopped, "
+                  f"{stats.reconnects} reconnect(s) to the server, "
                   f"{stats.source_reconnects} to the source", highlight=False)
 
 

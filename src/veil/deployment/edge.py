@@ -69,6 +69,9 @@ class EdgeStats:
     sent: int = 0
     dropped: int = 0
     rejected: int = 0
+    #: captured but never sent, dropped or rejected: still queued, or taken to send, when the run stopped;
+    #: at the end captured == sent + dropped + rejected + unsent
+    unsent: int = 0
     retries: int = 0
     reconnects: int = 0  # to the server, after failed sends
     source_reconnects: int = 0  # to a live source, after it stopped delivering
@@ -132,6 +135,10 @@ class DropOldestQueue:
         with self._cond:
             self._closed = True
             self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)
 
     @property
     def drained(self) -> bool:
@@ -321,6 +328,7 @@ class EdgeAgent:
         reader = threading.Thread(target=self._capture, args=(stream,), name="veil-edge-capture", daemon=True)
         reader.start()
         self.stats.state = "connecting"
+        held = False  # a frame taken from the queue and not yet sent (or rejected)
         try:
             with httpx.Client(timeout=self.config.timeout, verify=self.verify) as client:
                 while not self.queue.drained:
@@ -328,12 +336,15 @@ class EdgeAgent:
                     if item is None:
                         self.on_status(self.stats)
                         continue
+                    held = True
                     if not self._send(client, *item):
                         break
+                    held = False
                     self.on_status(self.stats)
         finally:
             self.stop.set()
             reader.join()
+            self.stats.unsent = len(self.queue) + held
         if self._error is not None:
             raise self._error
         self.stats.state = "done"
