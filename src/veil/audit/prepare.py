@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -132,9 +133,9 @@ class Audit:
         with self.clock.stage("utility (person AP)"):
             return detect_all(self.detector, frames[self.test_positions], RANKING_CONF)
 
-    @property
+    @cached_property
     def ap_in_test(self) -> list[int]:
-        """Where each AP frame sits in the test split."""
+        """Where each AP frame sits in the test split (both are fixed when the audit is prepared)."""
         index = {int(p): i for i, p in enumerate(self.test_positions)}
         return [index[int(p)] for p in self.ap_positions]
 
@@ -149,8 +150,8 @@ class Audit:
         ap_frames = frames[self.ap_positions]
         measured = config.transfer and transfer and kind != "reconstruction"
         found = None
-        if measured:  # the original frames' pass is the transfer reference's, made once
-            found = self.transfer_reference().own if frames is self.frames.view.images else self.own_detections(frames)
+        if measured:  # the reference (the original frames) reads the transfer reference's pass, made once
+            found = self.transfer_reference().own if kind == "reference" else self.own_detections(frames)
         if kind == "reference":
             ap = self.ap_original
         elif found is not None:
