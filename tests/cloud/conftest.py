@@ -20,6 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.conftest import shared
+
 SRC = Path(__file__).resolve().parents[2] / "src"
 FRAME_SIZE = (320, 240)
 
@@ -161,18 +163,23 @@ def clip_frames(path: Path) -> list[np.ndarray]:
 
 @pytest.fixture(scope="session")
 def onnx_obfuscator(tmp_path_factory) -> Path:
-    """A tiny untrained obfuscator exported with ``veil export``'s code (its output is what matters)."""
-    from veil.deployment.export import export_onnx
-    from veil.training.config import TrainConfig
-    from veil.training.state import build_models, save_models
+    """A tiny untrained obfuscator exported with ``veil export``'s code (its output is what matters);
+    exported once per run, not once per xdist worker (the export takes about 15 CPU-seconds)."""
 
-    folder = tmp_path_factory.mktemp("obf")
-    config = TrainConfig(obfuscator_width=0.25)
-    obfuscator, deobfuscator = build_models(config)
-    save_models(folder / "obfuscator.safetensors", config, obfuscator, deobfuscator,
-                {"frame_size": list(FRAME_SIZE)})
-    export_onnx(folder / "obfuscator.safetensors", folder / "obfuscator.onnx")
-    return folder / "obfuscator.onnx"
+    def build(folder: Path) -> Path:
+        from veil.deployment.export import export_onnx
+        from veil.training.config import TrainConfig
+        from veil.training.state import build_models, save_models
+
+        folder.mkdir()
+        config = TrainConfig(obfuscator_width=0.25)
+        obfuscator, deobfuscator = build_models(config)
+        save_models(folder / "obfuscator.safetensors", config, obfuscator, deobfuscator,
+                    {"frame_size": list(FRAME_SIZE)})
+        export_onnx(folder / "obfuscator.safetensors", folder / "obfuscator.onnx")
+        return folder
+
+    return shared(tmp_path_factory, "cloud-obfuscator", build) / "obfuscator.onnx"
 
 
 def decode(body: bytes) -> np.ndarray:

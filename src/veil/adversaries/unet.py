@@ -11,7 +11,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 from torchvision.ops.misc import Conv2dNormActivation
 
 from veil.adversaries.registry import DEOBFUSCATORS
@@ -96,6 +95,10 @@ def reconstruct(model: nn.Module, frames: torch.Tensor, batch_size: int = 4) -> 
 @torch.no_grad()
 def reconstruction_quality(reconstructed: torch.Tensor, original: torch.Tensor) -> dict[str, float]:
     """Mean per-frame PSNR (dB) and SSIM (data range 1) of reconstructions against originals."""
+    # imported here: torchmetrics takes ~2 s to import, and every command that builds a checkpoint's
+    # models imports this module (veil obfuscate, veil export), most of them never measuring similarity
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     psnr, ssim = [], []
     for a, b in zip(reconstructed, original):
         a, b = _float(a)[None], _float(b)[None]

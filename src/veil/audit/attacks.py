@@ -16,7 +16,6 @@ reads the difference of two methods from them, resample by resample (a paired bo
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -91,12 +90,18 @@ def attack_pool(config: AuditConfig):
     """Where attacker fits run: inline (one process, every thread), or on CPU a pool of worker
     processes with one thread each. Small CNNs on crops use two threads poorly, so two fits side
     by side train about 1.5x faster than one after the other; each fit's result depends only
-    on its attacker, seed and data, not on the scheduling."""
-    workers = config.workers if config.workers is not None else min(os.cpu_count() or 1, 4)
+    on its attacker, seed and data, not on the scheduling.
+
+    By default the pool has one worker per thread this process may use (``torch.get_num_threads()``,
+    which OMP_NUM_THREADS sets), at most 4, not one per core of the machine: a process held to one
+    thread (a job beside others, a test worker) fits inline, instead of starting workers that each
+    import torch again (about 5 CPU-seconds apiece) to compete for the same core."""
+    budget = torch.get_num_threads()
+    workers = config.workers if config.workers is not None else min(budget, 4)
     if workers <= 1 or config.device != "cpu":
         yield None
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, budget // workers)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(threads,)) as pool:
         yield pool

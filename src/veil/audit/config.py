@@ -71,7 +71,7 @@ class AuditConfig:
     level: float = 0.95
     compare_presets: tuple[str, ...] = ()  # cheaper presets re-run on the original and obfuscated crops
     device: str = "cpu"
-    workers: int | None = None  # attacker fits side by side on CPU (None: one per core, at most 4)
+    workers: int | None = None  # attacker fits side by side on CPU (None: one per torch thread, at most 4)
 
     def to_dict(self) -> dict:
         return asdict(self)

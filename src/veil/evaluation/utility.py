@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
-from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
 from veil.data.dataset import FrameDataset, FrameSource, obfuscator_inputs
 from veil.detectors import FrozenDetector
@@ -49,6 +48,10 @@ def image_similarity(
     dataset: FrameSource, transform: Transform, batch_size: int = 8, device: str | torch.device = "cpu"
 ) -> dict[str, float]:
     """Mean SSIM and PSNR between original frames and ``transform(frames)`` (data range 1)."""
+    # imported here, not at the top: torchmetrics takes ~2 s to import, and veil train imports this module
+    # for person AP only
+    from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
+
     ssim, psnr, n = 0.0, 0.0, 0
     for images, out in _batches(dataset, transform, batch_size, device):
         assert out is not None  # a transform is given, so every batch has its output

@@ -1,0 +1,55 @@
+"""Where attacker fits run changes nothing but the time: a pool of spawned worker processes gives
+the figures that fitting inline gives (to float rounding), and the default pool follows the process's thread budget."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from veil.audit.attacks import attack, attack_pool
+from veil.audit.config import resolve
+from veil.audit.frames import AuditFrames
+from veil.audit.protocols import PROTOCOLS
+
+
+def test_a_pool_of_workers_gives_the_inline_figures(dataset):
+    # two seeds of one trained attacker: a fit for each of the two workers
+    config = resolve("smoke", {"protocols": ("tracking",), "attackers": ("small_cnn",), "seeds": 2, "workers": 2})
+    frames = AuditFrames.load(dataset, {"test": None})
+    task = {"tracking": PROTOCOLS.build("tracking").identities(frames, config)}
+    with attack_pool(config) as pool:
+        assert pool is not None
+        pooled = attack(frames.view.images, task, None, config, pool)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # as each pool worker runs (2 workers on a budget of 2 threads, or fewer)
+        with attack_pool(resolve(config, {"workers": 1})) as none:
+            assert none is None
+            inline = attack(frames.view.images, task, None, config, none)
+    finally:
+        torch.set_num_threads(threads)
+    a, b = pooled.raw["tracking"], inline.raw["tracking"]
+    assert set(a.pred) == set(b.pred) == {"small_cnn"}
+    for name in a.pred:
+        for seed in range(2):
+            np.testing.assert_array_equal(a.pred[name][seed], b.pred[name][seed])
+            # the same fit in another process: scores agree to float rounding (its summation order)
+            np.testing.assert_allclose(a.scores[name][seed].test, b.scores[name][seed].test, rtol=0, atol=1e-4)
+    p, i = pooled.identity["tracking"], inline.identity["tracking"]
+    # top-1: the same labels, the same figure and interval
+    assert (p.worst_case.per_seed, p.worst_case.interval, p.winner) == (i.worst_case.per_seed, i.worst_case.interval,
+                                                                        i.winner)
+    for figure in p.figures:
+        assert p.figures[figure].value == pytest.approx(i.figures[figure].value, abs=1e-4)
+
+
+def test_the_default_pool_follows_the_thread_budget():
+    config = resolve("smoke")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)  # a process held to one thread fits inline: no workers to start
+        with attack_pool(config) as pool:
+            assert pool is None
+    finally:
+        torch.set_num_threads(threads)
