@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+from tests.audit.test_report import small_dataset
+
 
 def veil(*args):
     return subprocess.run([sys.executable, "-m", "veil.cli.main", *map(str, args)], capture_output=True, text=True)
@@ -20,10 +22,13 @@ def run(dataset, tmp_path_factory):
 
 
 def test_eval_utility_writes_the_table1_figures(run, dataset, tmp_path):
-    result = veil("eval", "utility", run / "obfuscator.safetensors", dataset, "--split", "val",
+    # 5 val frames, not 15: the figures are three detector passes and two similarity passes over the split
+    few = small_dataset(dataset, tmp_path / "ds", n_val=5)
+    result = veil("eval", "utility", run / "obfuscator.safetensors", few, "--split", "val",
                   "--out", tmp_path / "u.json")
     assert result.returncode == 0, result.stderr
     metrics = json.loads((tmp_path / "u.json").read_text())
+    assert metrics["split_frames"] == 5
     assert metrics["person_ap"]["original"] > 0.9
     assert set(metrics["person_ap"]) == {"original", "obfuscated", "reconstructed"}
     rel = metrics["relative_ap"]["obfuscated"]

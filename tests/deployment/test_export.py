@@ -7,6 +7,7 @@ import onnx
 import pytest
 import torch
 
+from tests.audit.test_report import small_dataset
 from tests.deployment.cli import assert_one_error_line, run_veil
 from veil.data.sources import sha256
 from veil.deployment.export import VERIFY_FRAMES, output_paths, vtest_frames
@@ -18,8 +19,11 @@ from veil.training.state import build_models, load_models, save_models
 
 @pytest.fixture(scope="module")
 def exported(small_checkpoint, dataset, tmp_path_factory):
-    """``veil export --int8 --dataset`` on the val split (15 real frames, YOLO pseudo-labels)."""
-    out = tmp_path_factory.mktemp("export") / "obfuscator.onnx"
+    """``veil export --int8 --dataset`` on the val split (5 real frames, YOLO pseudo-labels; 10 train frames
+    to calibrate on)."""
+    root = tmp_path_factory.mktemp("export")
+    dataset = small_dataset(dataset, root / "ds", n_val=5)
+    out = root / "obfuscator.onnx"
     monkeypatch = pytest.MonkeyPatch()
     capsys = _Capture()
     try:
@@ -93,7 +97,7 @@ def test_int8_runs_and_its_ap_cost_is_measured(exported, dataset):
     assert result.shape == frame.shape and result.dtype == np.uint8
     card = json.loads(output_paths(out)["card"].read_text())
     utility = card["utility"]
-    assert utility["frames"] == 15 and utility["split"] == "val" and utility["detector"].startswith("yolo")
+    assert utility["frames"] == 5 and utility["split"] == "val" and utility["detector"].startswith("yolo")
     assert utility["person_ap"]["original"] > 0.5  # real YOLO against its own pseudo-labels
     assert set(utility["relative_ap"]) == {"onnx_fp32", "onnx_int8"}
     assert all(0 <= v <= 1.5 for v in utility["relative_ap"].values())

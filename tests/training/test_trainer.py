@@ -39,7 +39,7 @@ def test_hflip_mirrors_boxes():
 
 
 def test_short_real_training_run_learns_and_checkpoints(dataset, yolo, tmp_path):
-    config = make_config("smoke", dataset, epochs=2, steps_per_epoch=4, val_every=1)
+    config = make_config("smoke", dataset, epochs=2, steps_per_epoch=2, val_every=1)
     trainer = Trainer(dataset, tmp_path / "run", config, detector=yolo)
     start = {k: v.clone() for k, v in trainer.obfuscator.state_dict().items()}
     result = trainer.fit()
