@@ -90,7 +90,7 @@ def attack_pool(config: AuditConfig):
     """Where attacker fits run: inline (one process, every thread), or on CPU a pool of worker
     processes with one thread each. Small CNNs on crops use two threads poorly, so two fits side
     by side train about 1.5x faster than one after the other; each fit's result depends only
-    on its attacker, seed and data, not on the scheduling.
+    on its attacker, seed and data, not on the scheduling (to float rounding: scores agree to ~1e-5).
 
     By default the pool has one worker per thread this process may use (``torch.get_num_threads()``,
     which OMP_NUM_THREADS sets), at most 4, not one per core of the machine: a process held to one
