@@ -88,20 +88,15 @@ def dataset(vtest_clip, yolo, tmp_path_factory) -> Path:
 
     Split 60/10/30 (90/15/45 frames) so the test split is long enough for identity tracks.
     """
-    import torch
-
     from veil.data.dataset import PrepareConfig, prepare_dataset
+    from veil.evaluation.cost import torch_threads
 
     config = PrepareConfig(fps=5.0, size=(640, 480), split=(0.6, 0.1, 0.3))
 
     def build(out: Path) -> Path:
         # Every core: the suite's first files all need the dataset, so the other workers wait on its lock.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(os.cpu_count() or 1)
-        try:
+        with torch_threads(os.cpu_count() or 1):
             return prepare_dataset(str(vtest_clip), out, yolo, config)
-        finally:
-            torch.set_num_threads(threads)
 
     # read-only for the tests: one that changes a dataset makes its own (tests/audit/test_report.small_dataset)
     return shared(tmp_path_factory, "vtest30", build)

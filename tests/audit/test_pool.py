@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from veil.audit.attacks import attack, attack_pool
 from veil.audit.config import resolve
 from veil.audit.frames import AuditFrames
 from veil.audit.protocols import PROTOCOLS
+from veil.evaluation.cost import torch_threads
 
 
 def test_a_pool_of_workers_gives_the_inline_figures(dataset):
@@ -21,14 +21,9 @@ def test_a_pool_of_workers_gives_the_inline_figures(dataset):
     with attack_pool(config) as pool:
         assert pool is not None
         pooled = attack(frames.view.images, task, None, config, pool)
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)  # as each pool worker runs (2 workers on a budget of 2 threads, or fewer)
-        with attack_pool(resolve(config, {"workers": 1})) as none:
-            assert none is None
-            inline = attack(frames.view.images, task, None, config, none)
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), attack_pool(resolve(config, {"workers": 1})) as none:  # as each pool worker runs
+        assert none is None
+        inline = attack(frames.view.images, task, None, config, none)
     a, b = pooled.raw["tracking"], inline.raw["tracking"]
     assert set(a.pred) == set(b.pred) == {"small_cnn"}
     near_ties = 0
@@ -51,11 +46,5 @@ def test_a_pool_of_workers_gives_the_inline_figures(dataset):
 
 
 def test_the_default_pool_follows_the_thread_budget():
-    config = resolve("smoke")
-    threads = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)  # a process held to one thread fits inline: no workers to start
-        with attack_pool(config) as pool:
-            assert pool is None
-    finally:
-        torch.set_num_threads(threads)
+    with torch_threads(1), attack_pool(resolve("smoke")) as pool:  # one thread: no workers to start
+        assert pool is None

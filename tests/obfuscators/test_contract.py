@@ -19,7 +19,7 @@ from veil.obfuscators.base import previous_indices
 configs = pytest.mark.parametrize(("name", "args"), CONFIGS, ids=IDS)
 # Every member is exported here; a lever variant that test_bottleneck already exports (on real frames, its
 # latent included) is not exported twice: the dynamo exporter takes 5-20 s a model.
-ONNX = [(c, i) for c, i in zip(CONFIGS, IDS, strict=True) if not (c[1] and c in QUANTISED)]
+ONNX = [pytest.param(*c, id=i) for c, i in zip(CONFIGS, IDS, strict=True) if not (c[1] and c in QUANTISED)]
 
 
 @configs
@@ -117,7 +117,7 @@ def test_rebuilt_from_saved_arguments_gives_identical_outputs(name, tmp_path):
         torch.testing.assert_close(rebuilt.eval()(x), model.eval()(x), atol=0, rtol=0)
 
 
-@pytest.mark.parametrize(("name", "args"), [c for c, _ in ONNX], ids=[i for _, i in ONNX])
+@pytest.mark.parametrize(("name", "args"), ONNX)
 def test_onnx_export_matches_torch(name, args, tmp_path):
     onnxruntime = pytest.importorskip("onnxruntime")
     model = build(name, args).eval()

@@ -34,7 +34,7 @@ from veil.data.sources import sha256
 from veil.deployment.export import export_onnx, output_paths, vtest_frames
 from veil.deployment.runtime import OnnxObfuscator, ort_session, stream_inputs, to_input
 from veil.errors import VeilError
-from veil.evaluation.cost import MAC_COUNTER, count_macs, median_ms
+from veil.evaluation.cost import MAC_COUNTER, count_macs, median_ms, torch_threads
 from veil.io import read_json
 from veil.obfuscators.base import clip_length
 from veil.training.state import load_models
@@ -120,22 +120,17 @@ def bench_edge(checkpoint: str | Path, repeats: int = 20, warmup: int = 3, detec
         detector_path = Path(tmp) / "detector.onnx"
         result["detector_onnx"] = export_detector(detector, detector_path, x_torch)
         feed = {"images": x_torch.numpy()}
-        previous = torch.get_num_threads()
-        try:
-            for label, n in threads.items():
-                torch.set_num_threads(n)
-                say(f"timing with {label.replace('_', ' ')}")
-                with torch.inference_mode():
-                    row = {"obfuscator_pytorch": median_ms(lambda: obfuscator(x_obf), repeats, warmup)}
-                    for kind in ("fp32", "int8"):
-                        model = OnnxObfuscator(paths[kind], threads=n)
-                        row[f"obfuscator_onnx_{kind}"] = median_ms(partial(model.run, x), repeats, warmup)
-                    row["detector"] = median_ms(lambda: detector.detect(x_torch), repeats, warmup)
-                    session = ort_session(detector_path, n)
-                    row["detector_onnx_fp32"] = median_ms(partial(session.run, None, feed), repeats, warmup)
-                result["latency"][label] = row
-        finally:
-            torch.set_num_threads(previous)
+        for label, n in threads.items():
+            say(f"timing with {label.replace('_', ' ')}")
+            with torch_threads(n), torch.inference_mode():
+                row = {"obfuscator_pytorch": median_ms(lambda: obfuscator(x_obf), repeats, warmup)}
+                for kind in ("fp32", "int8"):
+                    model = OnnxObfuscator(paths[kind], threads=n)
+                    row[f"obfuscator_onnx_{kind}"] = median_ms(partial(model.run, x), repeats, warmup)
+                row["detector"] = median_ms(lambda: detector.detect(x_torch), repeats, warmup)
+                session = ort_session(detector_path, n)
+                row["detector_onnx_fp32"] = median_ms(partial(session.run, None, feed), repeats, warmup)
+            result["latency"][label] = row
         if designs:
             result["designs"] = bench_designs(designs, result["latency"], frame, repeats, warmup, say)
     detector_macs, detector_params = count_macs(detector.model, FRAME_SIZE)

@@ -12,7 +12,7 @@ import copy
 import io
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from importlib.metadata import version
 
 import torch
@@ -42,6 +42,17 @@ def count_macs(model: nn.Module, size: tuple[int, int] = FRAME_SIZE) -> tuple[in
                                             print_per_layer_stat=False, backend="aten")
     # ptflops counts trainable parameters only, and a frozen detector has none.
     return int(macs), sum(p.numel() for p in model.parameters())
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run the block on ``n`` torch threads, then give the process back the threads it had."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def median_ms(fn: Callable[[], object], repeats: int, warmup: int) -> dict:
@@ -81,12 +92,8 @@ def obfuscator_cost(obfuscator: nn.Module, size: tuple[int, int] = FRAME_SIZE, r
     model = OneFrame(copy.deepcopy(obfuscator).cpu().eval())
     macs, params = count_macs(model, size)
     frame = torch.rand(1, 3, size[1], size[0])
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         latency = median_ms(lambda: model(frame), repeats, warmup)
-    finally:
-        torch.set_num_threads(previous)
     return {"parameters": params, "macs": macs, "mac_counter": MAC_COUNTER, "frame_size": list(size),
             "latency_ms": latency["median_ms"], "latency": {**latency, "threads": 1, "device": "cpu",
                                                            "measured": measured}}
