@@ -1,7 +1,8 @@
 """Benchmark: the real training step of ``veil train`` on a prepared dataset -> JSON.
 
     python bench/bench_train.py [DATASET] [--preset cpu|cpu-budget|paper] [--device cpu|cuda]
-                                [--steps 8] [--crop N] [--out bench/results/train-<preset>-<device>.json]
+                                [--steps 8] [--crop N] [--obfuscator NAME]
+                                [--out bench/results/train-<preset>-<device>.json]
 
 Times the steps of ``Trainer.fit`` itself (batch cutting, the detector, every adversary's own
 update and O's step, exactly as ``veil train`` runs them) on the preset's real batches from DATASET (default: the
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--steps", type=int, default=8, help="timed steps after the warm-up step")
     parser.add_argument("--crop", type=int, help="override the preset's training crop (a cheaper preset's step)")
+    parser.add_argument("--obfuscator", help="override the preset's obfuscator (mobilenet_ae: the former cpu preset)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     if not (args.dataset / "manifest.json").is_file():
@@ -47,7 +49,7 @@ def main() -> None:
     sync = torch.cuda.synchronize if args.device.startswith("cuda") else (lambda: None)
 
     config = make_config(args.preset, args.dataset, epochs=1, steps_per_epoch=args.steps + 1, val_every=0,
-                         crop=args.crop, adversary_options={"budget": {"warmup_steps": 0}})
+                         crop=args.crop, obfuscator=args.obfuscator, adversary_options={"budget": {"warmup_steps": 0}})
     with tempfile.TemporaryDirectory() as run_dir:
         trainer = Trainer(args.dataset, Path(run_dir) / "run", config, device=args.device)
         stamps = []
@@ -70,6 +72,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "preset": args.preset,
+        "obfuscator_name": config.obfuscator,
         "adversaries": config.adversaries,
         "batch": config.batch_size,
         "crop": config.crop,

@@ -5,6 +5,7 @@ that quantises exactly as PyTorch does, and checkpoints saved before the levers 
 
 from __future__ import annotations
 
+import copy
 import math
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from tests.obfuscators.conftest import build, export_onnx, frames_for
+from veil.evaluation.cost import obfuscator_cost
 from veil.obfuscators import OBFUSCATORS
 from veil.obfuscators.latent import LatentQuantiser
 
@@ -91,6 +93,17 @@ def test_rate_hook_keeps_the_latent_only_while_training():
     with torch.no_grad():
         model.eval()(torch.rand(1, 3, 32, 48))
     assert model.quantiser.last_latent is None
+
+
+def test_a_just_trained_bottleneck_can_be_copied_and_costed():
+    # the kept latent belongs to the last step's graph, which deepcopy refuses; the audit's and
+    # bench_train's cost figure copy the model they are given (a cross-fit fold's, just trained)
+    model = build("bottleneck", {}).train()
+    model(torch.rand(1, 3, 32, 48)).mean().backward()
+    assert model.quantiser.last_latent is not None
+    copied = copy.deepcopy(model)
+    assert copied.quantiser.last_latent is None and model.quantiser.last_latent is not None
+    assert obfuscator_cost(model, size=(48, 32), repeats=1)["macs"] > 0
 
 
 def test_latent_noise_is_per_frame_seeded_and_keeps_the_bound():

@@ -97,12 +97,25 @@ def test_training_twice_into_one_folder_needs_resume(dataset, tmp_path):
     assert out.returncode == 2 and "--resume" in out.stderr
 
 
-@pytest.mark.parametrize("preset", ["paper", "cpu"])
-def test_presets_follow_the_paper_optimiser(preset, dataset):
+@pytest.mark.parametrize(("preset", "lr"), [("paper", 1e-3), ("cpu", 3e-3)])
+def test_presets_follow_the_paper_optimiser(preset, lr, dataset):
     config = make_config(preset, dataset)
-    assert (config.lr, config.weight_decay, config.a_obj) == (1e-3, 1e-6, 1.0)
+    assert (config.lr, config.weight_decay, config.a_obj) == (lr, 1e-6, 1.0)  # cpu: its small net's rate
     assert config.adversaries == {"reconstruction": 1.0}  # de-coninck-2024's a_rec = 1
     assert config.detector == "yolo"
+
+
+def test_the_cpu_presets_obfuscator_recipe_goes_with_its_obfuscator(dataset):
+    assert make_config("paper", dataset).obfuscator == "mobilenet_ae"  # de-coninck-2024's architecture
+    default = make_config("cpu", dataset)
+    assert (default.obfuscator, default.obfuscator_args) == ("bottleneck", {"latent": 16, "levels": 16})
+    # arguments for the preset's own obfuscator add to its arguments ...
+    narrower = make_config("cpu", dataset, obfuscator="bottleneck", obfuscator_args={"latent": 8})
+    assert (narrower.obfuscator_args, narrower.lr) == ({"latent": 8, "levels": 16}, 3e-3)
+    # ... another obfuscator starts from its own defaults, the paper's learning rate included
+    former = make_config("cpu", dataset, obfuscator="mobilenet_ae", obfuscator_width=0.5)
+    assert (former.obfuscator, former.obfuscator_args, former.lr) == ("mobilenet_ae", {"width": 0.5}, 1e-3)
+    assert make_config("cpu", dataset, obfuscator="mobilenet_ae", lr=2e-3).lr == 2e-3  # unless typed
 
 
 BUDGET = {"models": 2, "architectures": ["mobilenet_v2", "shufflenet_v2"], "width": 0.1, "crop_height": 16,

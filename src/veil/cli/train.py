@@ -31,7 +31,8 @@ def train(
     a_obj: float = typer.Option(1.0, help="Weight of the detector loss."),
     snapshot_every: int | None = typer.Option(None, help="Keep snapshots/epochNNN.safetensors every N epochs "
                                                          "(to audit privacy over training)."),
-    obfuscator: str = typer.Option("mobilenet_ae", help="Registered obfuscator, e.g. mobilenet_ae."),
+    obfuscator: str | None = typer.Option(None, help="Registered obfuscator, e.g. bottleneck or mobilenet_ae "
+                                                     "(default: the preset's; the paper's is mobilenet_ae)."),
     obfuscator_arg: list[str] = typer.Option(None, "--obfuscator-arg",
                                              help="KEY=VALUE argument of the obfuscator, repeatable, e.g. width=0.5."),
     width: float | None = typer.Option(None, help="Obfuscator width multiplier (same as --obfuscator-arg width=W)."),
@@ -54,7 +55,7 @@ def train(
         raise VeilError("--width and --obfuscator-arg width=... both set the width: give one of them")
     config = make_config(preset, dataset, epochs=epochs, batch_size=batch_size, crop=crop,
                          steps_per_epoch=steps_per_epoch, lr=lr, lr_drop=lr_drop, snapshot_every=snapshot_every,
-                         a_obj=a_obj, obfuscator=obfuscator, obfuscator_args=arguments, obfuscator_width=width,
+                         a_obj=a_obj, obfuscator=obfuscator, obfuscator_args=arguments or None, obfuscator_width=width,
                          detector=detector, detector_weights=detector_weights,
                          detector_person_classes=parse_person_classes(person_classes), seed=seed,
                          adversaries=parse_adversaries(adversary) if adversary else None,

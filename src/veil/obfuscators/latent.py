@@ -55,6 +55,11 @@ class LatentQuantiser(nn.Module):
             self.last_latent = u
         return u if self.levels is None else round_ste(u, self.levels)
 
+    def __getstate__(self) -> dict:
+        # a copy (copy.deepcopy, pickle) leaves out the last training step's latent: it is part of that
+        # step's autograd graph, which cannot be copied (the cost of a just-trained model deep-copies it)
+        return {**self.__dict__, "last_latent": None}
+
     def bits_per_value(self) -> float | None:
         """log2(levels); None for a float latent."""
         return None if self.levels is None else math.log2(self.levels)
