@@ -75,7 +75,9 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     dataset = _dataset(detector, stages, progress)
 
     start = time.time()
-    config = make_config(preset, dataset)
+    # No validation passes while training: the demo measures the test split right after it, and three
+    # passes over the val split cost about 0.8 min on issue 18's slower machine (bench/results/demo-budget)
+    config = make_config(preset, dataset, val_every=0)
     trainer = Trainer(dataset, out / "run", config, device=device, detector=detector)
     if trainer.resume():
         progress.say(f"resuming the demo run after epoch {trainer.epoch}")
