@@ -76,7 +76,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
 
     start = time.time()
     # No validation passes while training: the demo measures the test split right after it, and three
-    # passes over the val split cost about 0.8 min on issue 18's slower machine (bench/results/demo-budget)
+    # passes over the val split cost about half a minute on issue 18's slower machine (demo-cpu-run)
     config = make_config(preset, dataset, val_every=0)
     trainer = Trainer(dataset, out / "run", config, device=device, detector=detector)
     if trainer.resume():

@@ -17,11 +17,11 @@ PRESETS: dict[str, dict] = {
     # steps, not halfway: the detector's loss is still falling at lr 1e-3 when the paper's halfway
     # drop would stop it. 525, not 350: relative AP still rises past 350 steps while privacy stays
     # flat (bench/results/curve-cpu). 256, not 320 px: a step costs about 0.64 as much (the detector's
-    # pass dominates it), which brings `make demo` within 25 min on a machine 3x slower
-    # (bench/results/demo-budget.json), and relative AP held >= 0.85 on 3 seeds (cpu-crop256-3seeds).
+    # pass dominates it), which keeps `make demo` at its 25 min on issue 18's slower machine
+    # (bench/results/demo-budget.json).
     "cpu": {"epochs": 21, "batch_size": 4, "crop": 256, "steps_per_epoch": 25, "val_every": 7, "lr_drop": 0.75,
             # issue 18's winner: the quantised bottleneck (16 channels x 16 levels at 1/8: 307,200 bits
-            # per 640x480 frame, grey output, 1/100 of the detector's ONNX latency). At lr 1e-3 it kept
+            # per 640x480 frame, grey output, 1/78 of the detector's ONNX latency). At lr 1e-3 it kept
             # 0.831-0.837 of the AP on 3 seeds; this small net needs 3e-3 to converge in 525 steps
             # (bench/results/levers-lr-3seeds.json). `--obfuscator mobilenet_ae` brings back the
             # former default with its own learning rate (OBFUSCATOR_RECIPE).
