@@ -57,8 +57,8 @@ def make_config(preset: str, dataset: str | Path | None = None, **overrides) -> 
     if preset not in PRESETS:
         raise VeilError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     values = copy.deepcopy(PRESETS[preset])
-    name = overrides.get("obfuscator")
-    if name is not None and name != values.get("obfuscator", TrainConfig.obfuscator):
+    chosen = overrides.get("obfuscator")
+    if chosen is not None and chosen != values.get("obfuscator", TrainConfig.obfuscator):
         for key in OBFUSCATOR_RECIPE:
             values.pop(key, None)
     if overrides.get("obfuscator_args"):
