@@ -1,10 +1,12 @@
 """Benchmark: the cross-fitted audit of a training recipe on vtest -> JSON + the report.
 
-    python bench/bench_crossfit.py CHECKPOINT [DATASET] [--preset fast] [--folds 2] [--sweep]
-                                   [--work runs/crossfit-fast] [--out bench/results/audit-crossfit-fast.json]
+    python bench/bench_crossfit.py {CHECKPOINT | --recipe cpu [--seed 0]} [DATASET] [--preset fast]
+                                   [--folds 2] [--sweep] [--work runs/crossfit-fast]
+                                   [--out bench/results/audit-crossfit-fast.json]
                                    [--set seeds=1 --set 'protocols=["reid"]' --name NAME]
 
-Runs ``veil audit CHECKPOINT --cross-fit K`` (the checkpoint's recipe is retrained per fold; the
+Runs ``veil audit CHECKPOINT --cross-fit K`` (the checkpoint's recipe, or with --recipe a training preset's as
+``veil train --preset`` would make it on the dataset, is retrained per fold; the
 folds' runs, datasets and attacker caches stay under --work, so a stopped run resumes) and then
 reads the pooled report once per identity figure (top-1, rank-1, mAP, AUC, ...). For each figure
 it records the original frames' 95 % interval width and every paired difference obfuscator minus
@@ -31,6 +33,7 @@ from veil.audit.verdict import verdict
 from veil.data.sources import cache_dir
 from veil.io import write_json
 from veil.training.config import TrainConfig
+from veil.training.presets import make_config
 from veil.training.state import load_models
 
 RESULTS = Path(__file__).parent / "results"
@@ -105,8 +108,10 @@ def worst_cases(report: AuditReport, figure: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("checkpoint", type=Path, help="any checkpoint of the recipe (its saved TrainConfig)")
+    parser.add_argument("checkpoint", nargs="?", type=Path, help="any checkpoint of the recipe (its saved TrainConfig)")
     parser.add_argument("dataset", nargs="?", type=Path, default=cache_dir() / "datasets" / "vtest-640x480-5fps-yolo")
+    parser.add_argument("--recipe", help="instead of a checkpoint: a training preset (e.g. cpu, the demo's)")
+    parser.add_argument("--seed", type=int, default=0, help="the training seed, with --recipe")
     parser.add_argument("--preset", default="fast")
     parser.add_argument("--folds", type=int, default=2)
     parser.add_argument("--sweep", action="store_true", help="match every baseline's utility to the obfuscator's")
@@ -118,6 +123,8 @@ def main() -> None:
                              "a bounded run of a preset too long for one sitting")
     parser.add_argument("--name", help="results name (default: audit-crossfit-PRESET[-sweep])")
     args = parser.parse_args()
+    if (args.checkpoint is None) == (args.recipe is None):
+        parser.error("give a CHECKPOINT or --recipe PRESET, not both")
     name = args.name or f"audit-crossfit-{args.preset}{'-sweep' if args.sweep else ''}"
     overrides = {"workers": args.workers} if args.workers else {}
     for item in args.set:
@@ -126,7 +133,8 @@ def main() -> None:
         overrides[key] = tuple(parsed) if isinstance(parsed, list) else parsed
     work = args.work or Path("runs") / name
     detector = dataset_detector(args.dataset)
-    recipe = TrainConfig.from_dict(load_models(args.checkpoint)[2]["config"])
+    recipe = (make_config(args.recipe, args.dataset, seed=args.seed) if args.recipe
+              else TrainConfig.from_dict(load_models(args.checkpoint)[2]["config"]))
     start = time.perf_counter()
 
     def say(line: str) -> None:
