@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--name", help="results name (default: audit-crossfit-PRESET[-sweep])")
     args = parser.parse_args()
     if (args.checkpoint is None) == (args.recipe is None):
-        parser.error("give a CHECKPOINT or --recipe PRESET, not both")
+        parser.error("give either a CHECKPOINT or --recipe PRESET")
     name = args.name or f"audit-crossfit-{args.preset}{'-sweep' if args.sweep else ''}"
     overrides = {"workers": args.workers} if args.workers else {}
     for item in args.set:

@@ -55,15 +55,13 @@ def main() -> None:
     factor = SLOW["step_s_old_preset"] / old["train_step"]["median_s"]
     preset = PRESETS["cpu"]
     steps = preset["epochs"] * preset["steps_per_epoch"]
-    here = {stage: demo["stage_seconds"][stage] for stage in DEMO_STAGES}
     measured = args.install_s is not None
-    if measured:
-        here = {"install": args.install_s, "prepare": args.prepare_s, **here}
-    projected = {stage: round(seconds * factor / 60, 1) for stage, seconds in here.items()}
-    total = sum(seconds * factor / 60 for seconds in here.values())
-    if not measured:
-        projected = {"install": SLOW["install"], "prepare": SLOW["prepare"], **projected}
-        total += SLOW["install"] + SLOW["prepare"]
+    # install and prepare: measured here (then scaled like every stage), or the slow machine's as reported
+    reported = {} if measured else {"install": SLOW["install"], "prepare": SLOW["prepare"]}
+    here = {**({"install": args.install_s, "prepare": args.prepare_s} if measured else {}),
+            **{stage: demo["stage_seconds"][stage] for stage in DEMO_STAGES}}
+    projected = {**reported, **{stage: round(seconds * factor / 60, 1) for stage, seconds in here.items()}}
+    total = sum(reported.values()) + sum(seconds * factor / 60 for seconds in here.values())
     write_json(args.out, {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
         "slow_machine_reported": SLOW,

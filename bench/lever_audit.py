@@ -16,6 +16,8 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import relative_ap_over_seeds, seed_groups
+
 from veil.audit.report import BOXES, load_report
 from veil.io import read_json, write_json
 from veil.training.state import load_models
@@ -36,20 +38,14 @@ def _upload(m) -> dict:
 def _recipes(designs: dict) -> dict:
     """Designs named RECIPE/sSEED grouped per recipe: relative AP min and mean over seeds (issue 18's
     utility rule), worst-case identity per seed and its mean, and how many seeds each verdict holds on."""
-    groups: dict[str, list[str]] = {}
-    for name in designs:
-        recipe, sep, seed = name.rpartition("/s")
-        if sep and seed.isdigit():
-            groups.setdefault(recipe, []).append(name)
     out: dict = {}
-    for recipe, names in groups.items():
+    for recipe, names in seed_groups(designs).items():
         if len(names) < 2:
             continue
         aps = [designs[n]["relative_ap_test_split"] for n in names if "relative_ap_test_split" in designs[n]]
         entry: dict = {"seeds": names}
         if aps:
-            entry["relative_ap_test_split"] = {"min": min(aps), "mean": round(sum(aps) / len(aps), 4),
-                                               "per_seed": aps, "every_seed_meets_0.85": min(aps) >= 0.85}
+            entry["relative_ap_test_split"] = relative_ap_over_seeds(aps)
         identity: dict = {}
         for p in designs[names[0]].get("identity", {}):
             values = [designs[n]["identity"][p]["value"] for n in names]

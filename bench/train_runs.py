@@ -16,6 +16,8 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+from common import relative_ap_over_seeds, seed_groups
+
 from veil.io import read_json, write_json
 
 RECIPE = ("obfuscator", "obfuscator_args", "lr", "lr_drop", "epochs", "batch_size", "crop", "steps_per_epoch",
@@ -44,7 +46,7 @@ def main() -> None:
     parser.add_argument("--device-log", type=Path, help="bench/gpu_paper_preset.sh's device.log")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    runs = {"/".join(r.parts[-2:]): summarise(r) for r in args.runs}
+    runs = {"/".join(r.parts[-2:]): summarise(r) for r in args.runs}  # RECIPE/sSEED
     result: dict = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), "runs": runs}
     if args.device_log:
         text = args.device_log.read_text(errors="replace")
@@ -52,12 +54,9 @@ def main() -> None:
             result["device"] = {"torch": m[1], "torchvision": m[2], "ultralytics": m[3], "gpu": m[4].strip()}
         if m := re.search(r"all done at (\d+) s", text):
             result.setdefault("device", {})["all_runs_side_by_side_seconds"] = int(m[1])
-    for recipe in sorted({name.split("/")[0] for name in runs}):
-        aps = [r["relative_ap_test_split"] for n, r in runs.items()
-               if n.startswith(recipe + "/") and "relative_ap_test_split" in r]
-        if aps:
-            result.setdefault("recipes", {})[recipe] = {"relative_ap_test_split": {
-                "min": min(aps), "mean": round(sum(aps) / len(aps), 4), "per_seed": aps}}
+    for recipe, names in seed_groups(runs).items():
+        if aps := [runs[n]["relative_ap_test_split"] for n in names if "relative_ap_test_split" in runs[n]]:
+            result.setdefault("recipes", {})[recipe] = {"relative_ap_test_split": relative_ap_over_seeds(aps)}
     write_json(args.out, result)
 
 
