@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 import torch
-from common import dataset_detector
+from common import attribute_leaks, dataset_detector
 
 from veil.audit.crossfit import cross_fit_audit
 from veil.audit.report import IDENTITY_FIGURES, AuditReport
@@ -167,6 +167,8 @@ def main() -> None:
         # the headline's worst case per seed: what more attacker seeds can and cannot change
         "worst_cases": worst_cases(report, report.verdict.headline_figure) if report.verdict else {},
         "summary": report.verdict.summary if report.verdict else [],
+        # which attributes the strongest attacker still reads, hue against luminance (issue 18's mA target)
+        "attributes": attribute_leaks(report),
     }
     write_json(args.out or RESULTS / f"{name}.json", result)
     for figure, protocols in result["figures"].items():

@@ -24,9 +24,10 @@ from veil.evaluation.utility import evaluate_utility
 from veil.evaluation.visualize import side_by_side
 from veil.io import atomic_path, read_json, write_json
 from veil.obfuscators.base import clip_length
+from veil.training.config import TrainConfig
 from veil.training.presets import make_config
 from veil.training.state import load_models
-from veil.training.trainer import Trainer
+from veil.training.trainer import Trainer, changed_settings
 
 TARGETS = {"relative_ap_min": 0.85, "ssim_obfuscated_max": 0.4}
 
@@ -63,6 +64,18 @@ def _dataset(detector, stages: dict, progress: Progress) -> Path:
     return path
 
 
+def own_run(run_dir: Path, config: TrainConfig, progress: Progress) -> Path:
+    """``run_dir``, moved aside first (renamed, never deleted) if an earlier demo trained another recipe
+    there: after an upgrade that changed the preset, ``make demo`` trains afresh instead of refusing to."""
+    changed = changed_settings(run_dir, config)
+    if changed:
+        kept = run_dir.with_name(f"{run_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}")
+        run_dir.rename(kept)
+        progress.say(f"{run_dir} was trained with other settings ({'; '.join(changed[:3])}"
+                     f"{'; ...' if len(changed) > 3 else ''}): kept as {kept}, training afresh")
+    return run_dir
+
+
 def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: bool = True,
              sweep: bool = False, progress: Progress | None = None) -> dict:
     """Run every stage (each resumable or cached) and write RESULTS/metrics.json."""
@@ -78,7 +91,7 @@ def run_demo(out: str | Path, preset: str = "cpu", device: str = "cpu", audit: b
     # No validation passes while training: the demo measures the test split right after it, and three
     # passes over the val split cost about half a minute on issue 18's slower machine (demo-cpu-run)
     config = make_config(preset, dataset, val_every=0)
-    trainer = Trainer(dataset, out / "run", config, device=device, detector=detector)
+    trainer = Trainer(dataset, own_run(out / "run", config, progress), config, device=device, detector=detector)
     if trainer.resume():
         progress.say(f"resuming the demo run after epoch {trainer.epoch}")
     weights = ", ".join(f"{name} x {w:g}" for name, w in config.adversaries.items())

@@ -191,6 +191,19 @@ def test_utility_is_measured_under_every_offline_detector(audit):
             assert m.utility["faces_original"] == faces, name  # the same original frames for every method
 
 
+def test_every_attribute_attack_says_which_attributes_leak(audit):
+    report, _ = audit
+    names = set(report.labels.attributes.names)
+    for name, m in report.methods.items():
+        if m.attributes is None:
+            continue
+        leak = m.attributes.per_attribute
+        assert leak and set(leak) <= names, name
+        assert all(0 <= v <= 1 for v in leak.values()), name
+        winner = m.attributes.per_attacker[m.attributes.winner].mA.value  # their mean is the winner's mA
+        assert sum(leak.values()) / len(leak) == pytest.approx(winner, abs=1e-3), name
+
+
 def test_report_html_renders_in_headless_chromium(audit):
     _, out = audit
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -211,6 +224,8 @@ def test_report_html_renders_in_headless_chromium(audit):
     for table in ("verdict-table", "methods-table", "seeds-table", "budgets-table", "protocols-table",
                   "chance-table", "sweep-table", "times-table", "figures-table", "detectors-table"):
         assert f'id="{table}"' in dom
+    leaks = dom.split('id="attributes-table"')[1].split("</table>")[0]  # a column per attacked method
+    assert "Which attributes leak" in dom and "<th>original</th>" in leaks and "<th>obfuscator</th>" in leaks
     assert "data:image/jpeg;base64," in dom  # the frame grid, inline
     assert "not distinguishable" in dom or "better" in dom or "worse" in dom
     assert "% [" in dom  # figures carry their intervals

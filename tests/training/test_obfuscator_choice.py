@@ -2,6 +2,8 @@
 
 import subprocess
 import sys
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,7 +11,9 @@ from safetensors.torch import load_file
 
 from tests.temporal import register
 from veil.data.dataset import FrameDataset
+from veil.demo import own_run
 from veil.obfuscators import OBFUSCATORS
+from veil.training.config import TrainConfig
 from veil.training.presets import make_config
 from veil.training.state import load_models
 from veil.training.trainer import Trainer
@@ -48,6 +52,17 @@ def test_obfuscator_arguments_round_trip_and_a_resume_may_not_change_them(datase
     resumed = _train(dataset, run, "--width", "0.5", "--epochs", "2", "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert load_models(run / "obfuscator.safetensors")[2]["epoch"] == 2
+
+    # the demo, after an upgrade that changed its preset, keeps the old run aside and trains afresh
+    said = []
+    progress = SimpleNamespace(say=said.append)
+    config = TrainConfig.from_dict(load_models(run / "last.safetensors")[2]["config"])
+    assert own_run(run, config, progress) == run and (run / "last.safetensors").is_file() and not said
+    other = replace(config, obfuscator_args={"width": 0.25})
+    assert own_run(run, other, progress) == run and not run.exists()
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("run-")]
+    assert len(kept) == 1 and (kept[0] / "last.safetensors").is_file()  # renamed, nothing deleted
+    assert len(said) == 1 and "kept as" in said[0] and "obfuscator_args" in said[0]
 
 
 def test_a_wrong_obfuscator_or_argument_is_one_error_line(dataset, tmp_path):

@@ -44,7 +44,7 @@ from veil.evaluation.bootstrap import (
     mean_accuracy_replicates,
     percentile_interval,
 )
-from veil.evaluation.privacy_metrics import attribute_metrics, top1_accuracy
+from veil.evaluation.privacy_metrics import attribute_metrics, per_attribute_balanced_accuracy, top1_accuracy
 
 
 def attacker_names(config: AuditConfig) -> list[str]:
@@ -218,8 +218,9 @@ def _figure(point: np.ndarray, replicates: np.ndarray, level: float) -> Figure:
                   std=float(point.std(ddof=1)) if len(point) > 1 else 0.0, max=float(point.max()))
 
 
-def summarise(p: Predictions, config: AuditConfig) -> TaskResult:
-    """Per-attacker and worst-case figures with intervals (identity top-1 or attribute mA)."""
+def summarise(p: Predictions, config: AuditConfig, attribute_names: list[str] | None = None) -> TaskResult:
+    """Per-attacker and worst-case figures with intervals (identity top-1 or attribute mA).
+    ``attribute_names``: the attribute columns' names, for the strongest attacker's accuracy on each."""
     names = list(p.pred)
     w, inverse = group_weights(p.groups, config.bootstrap, config.seed)
     stacked = np.stack([np.stack(p.pred[n]) for n in names], 1)  # (S, A, N[, M])
@@ -247,7 +248,17 @@ def summarise(p: Predictions, config: AuditConfig) -> TaskResult:
                         winner=winner, test_crops=int(len(p.truth)), groups=int(len(np.unique(p.groups))))
     if all(q.scores and q.gallery is not None for q in p.parts or [p]):
         _identity_figures(result, p, names, w, inverse, resample, config)
+    if p.task == "attributes" and attribute_names is not None:
+        result.per_attribute = per_attribute(p, winner, attribute_names)
     return result
+
+
+def per_attribute(p: Predictions, attacker: str, names: list[str]) -> dict[str, float]:
+    """``attacker``'s balanced accuracy on each attribute, mean over seeds: which attributes leak (mA
+    averages them all, so one attribute the transform cannot hide is lost in it). Attributes with no
+    positive or no negative test crop are left out, as mA leaves them out."""
+    ba = np.mean([per_attribute_balanced_accuracy(x, p.truth) for x in p.pred[attacker]], axis=0)
+    return {n: round(float(v), 4) for n, v in zip(names, ba) if np.isfinite(v)}
 
 
 def _worst(point: np.ndarray, reps: np.ndarray, names: list[str], resample: str, level: float) -> Figure:
@@ -309,5 +320,5 @@ def attack(frames: torch.Tensor, identity: dict[str, IdentityTask], attributes: 
     if attributes is not None:
         p = run_attackers(frames, attributes.crops, attributes.table.values, attributes.groups, "attributes", config,
                           pool, cache / "attributes" if cache is not None else None)
-        out.attributes, out.raw["attributes"] = summarise(p, config), p
+        out.attributes, out.raw["attributes"] = summarise(p, config, attributes.table.names), p
     return out

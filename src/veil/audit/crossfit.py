@@ -240,7 +240,7 @@ def _pooled_method(name: str, reports: list[AuditReport], raws: list[dict], weig
         kept = [r.labels.attributes.names for r in reports]
         common = [a for a in kept[0] if all(a in k for k in kept)]
         parts = [_columns(raw[name]["attributes"], [k.index(a) for a in common]) for raw, k in zip(raws, kept)]
-        attributes = summarise(pool(parts), config)
+        attributes = summarise(pool(parts), config, common)
     similarity = {k: float(np.mean([m.similarity_to_original[k] for m in ms])) for k in ms[0].similarity_to_original}
 
     def averaged(values: list[dict]) -> dict:  # per key, where every fold measured it (by the folds' AP frames)

@@ -287,8 +287,12 @@ Each curve starts at its no-op strength, where the frames are the originals.</p>
 <p>Attributes ({{ r.labels.attributes.source }}): {{ r.labels.attributes.train_crops }} train / {{ r.labels.attributes.val_crops }} val /
 {{ r.labels.attributes.test_crops }} test crops; kept on the attacker-train labels alone; dropped as over 99% one value:
 {{ r.labels.attributes.dropped_as_unbalanced|join(", ") or "none" }}.</p>
-<table id="attributes-table"><tr><th class="l">attribute</th><th>positive rate (train)</th></tr>
-{% for k, val in r.labels.attributes.positive_rate.items() %}<tr><td class="l">{{ k }}</td><td>{{ pct(val) }}</td></tr>{% endfor %}
+{% set leaks = [] %}{% for n, m in r.methods.items() %}{% if m.kind != "reconstruction" and m.attributes and m.attributes.per_attribute %}{% set _ = leaks.append(n) %}{% endif %}{% endfor %}
+{% if leaks %}<p>Which attributes leak: each method's strongest attribute attacker, its balanced accuracy on each attribute
+(chance 50 %; their mean is its mA).</p>{% endif %}
+<table id="attributes-table"><tr><th class="l">attribute</th><th>positive rate (train)</th>{% for n in leaks %}<th>{{ n }}</th>{% endfor %}</tr>
+{% for k, val in r.labels.attributes.positive_rate.items() %}<tr><td class="l">{{ k }}</td><td>{{ pct(val) }}</td>
+{% for n in leaks %}{% set b = r.methods[n].attributes.per_attribute.get(k) %}<td>{{ pct(b) if b is not none else "-" }}</td>{% endfor %}</tr>{% endfor %}
 </table>
 <table id="chance-table"><tr><th class="l">attribute metric</th><th>chance</th></tr>
 {% for k, val in r.chance.attributes.items() %}<tr><td class="l">{{ k }} (majority per attribute)</td><td>{{ pct(val) }}</td></tr>{% endfor %}

@@ -125,6 +125,8 @@ class TaskResult(_Model):
     figures: dict[str, Figure] = Field(default_factory=dict)
     #: chance level of each figure in ``figures``
     chance: dict[str, float] = Field(default_factory=dict)
+    #: attributes: the winner's balanced accuracy on each attribute, mean over seeds (chance 0.5 each)
+    per_attribute: dict[str, float] = Field(default_factory=dict)
 
     def figure(self, name: str = "top1") -> Figure:
         """The worst case of ``name`` (top-1 is ``worst_case`` itself)."""

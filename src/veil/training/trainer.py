@@ -36,7 +36,7 @@ from veil.data.dataset import FrameDataset
 from veil.detectors import DETECTORS, FrozenDetector, Target
 from veil.errors import VeilError
 from veil.evaluation.utility import detection_ap
-from veil.io import atomic_path, load_checkpoint, remove_stale_temporaries, save_checkpoint
+from veil.io import atomic_path, load_checkpoint, read_json, remove_stale_temporaries, save_checkpoint
 from veil.obfuscators.base import Obfuscator, clip_length
 from veil.training.adversaries import TRAINING_ADVERSARIES, AdversaryContext, Batch, TrainingAdversary
 from veil.training.adversaries.base import shift_and_clip
@@ -341,16 +341,12 @@ class Trainer:
         if not path.is_file():
             return False
         tensors, meta = load_checkpoint(path)
-        if meta.get("kind") != "resume":
-            raise VeilError(f"{path} is not a resumable training checkpoint")
-        saved = TrainConfig.from_dict(meta["config"])
-        changed = saved.differences(self.config)
-        if meta.get("world_size", 1) != self.world_size:
-            changed.append(f"processes {meta.get('world_size', 1)} -> {self.world_size}")
+        changed = _changes(meta, path, self.config, self.world_size)
         if changed:
             raise VeilError(f"cannot resume {self.run_dir}: it was trained with other settings "
                             f"({'; '.join(changed)}); resume with the same ones, or train into another --out")
-        self.config.epochs = max(self.config.epochs, saved.epochs) if saved.epochs else self.config.epochs
+        saved_epochs = TrainConfig.from_dict(meta["config"]).epochs
+        self.config.epochs = max(self.config.epochs, saved_epochs) if saved_epochs else self.config.epochs
         load_into(self.obfuscator, take("obfuscator", tensors), "obfuscator", path)
         self.opt_o.load_state_dict(unflatten_optimizer("opt_o", tensors, meta["opt_o"]))
         if meta.get("scaler_o"):
@@ -379,6 +375,25 @@ class Trainer:
                 adversary.unwrap()
             gc.collect()
             dist.destroy_process_group()
+
+
+def _changes(meta: dict, path: Path, config: TrainConfig, world_size: int) -> list[str]:
+    """What a resume from the checkpoint ``meta`` (read from ``path``) would change: none may change."""
+    if meta.get("kind") != "resume":
+        raise VeilError(f"{path} is not a resumable training checkpoint")
+    changed = TrainConfig.from_dict(meta["config"]).differences(config)
+    if meta.get("world_size", 1) != world_size:
+        changed.append(f"processes {meta.get('world_size', 1)} -> {world_size}")
+    return changed
+
+
+def changed_settings(run_dir: Path, config: TrainConfig, world_size: int = 1) -> list[str]:
+    """The settings ``config`` would change in the run in ``run_dir`` (empty: no run there, or the same
+    settings), read from its resume checkpoint's JSON before any trainer touches the folder."""
+    path = run_dir / "last.safetensors"
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        return []
+    return _changes(read_json(path.with_suffix(".json")), path, config, world_size)
 
 
 def has_regulariser(obfuscator: torch.nn.Module) -> TypeGuard[Obfuscator]:
