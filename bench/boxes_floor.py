@@ -11,9 +11,11 @@ attackers of ``veil.audit.geometry`` (no pixels), on the same identity tasks as 
   ``veil audit --cross-fit`` builds them).
 
 Every identity figure (top-1, rank-1, mAP, AUC, ...) comes with its 95 % cluster-bootstrap
-interval and its chance level. For context it also reads, from the recorded reports, the original
-frames' and the obfuscator's figures on the same protocols (separate runs: not paired; an audit
-pairs them itself, see its verdict table). No obfuscator is trained: this takes minutes.
+interval and its chance level. The same four classifiers, one per attribute, give the attribute floor
+on the quick protocol's attribute task (``attributes``): mA and each attribute's balanced accuracy.
+For context it also reads, from the recorded reports, the original frames' and the obfuscator's
+figures on the same protocols (separate runs: not paired; an audit pairs them itself, see its
+verdict table). No obfuscator is trained: this takes minutes.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from veil.audit.attacks import pool, summarise
 from veil.audit.config import resolve
 from veil.audit.crossfit import fold_dataset, plan_folds
 from veil.audit.frames import AuditFrames
-from veil.audit.geometry import box_predictions
+from veil.audit.geometry import attribute_predictions, box_predictions
+from veil.audit.labels import attribute_task
 from veil.audit.protocols.registry import PROTOCOLS
 from veil.audit.report import IDENTITY_FIGURES, TaskResult, load_report
 from veil.data.sources import cache_dir
@@ -68,6 +71,9 @@ def _context(setting: str) -> dict:
                               "interval": [round(x, 4) for x in t.worst_case.interval],
                               **({"auc": round(t.figures["auc"].value, 4)} if "auc" in t.figures else {}),
                               "relative_ap": round(m.relative_ap, 4)} for p, t in m.identity.items()}
+            if m.attributes is not None:
+                out[label]["attributes_mA"] = {"value": round(m.attributes.worst_case.value, 4),
+                                               "interval": [round(x, 4) for x in m.attributes.worst_case.interval]}
     return out
 
 
@@ -83,7 +89,7 @@ def main() -> None:
     settings: dict = {}
 
     # the quick protocol: reid over val+test, tracking over test
-    frames = AuditFrames.load(args.dataset, {s: None for s in ("val", "test")})
+    frames = AuditFrames.load(args.dataset, {"train": config.attribute_train_frames, "val": None, "test": None})
     h, w = frames.view.images.shape[-2:]
     quick = {}
     for p in config.protocols:
@@ -91,7 +97,17 @@ def main() -> None:
         result = summarise(box_predictions(task, (int(w), int(h)), config), config)
         quick[p] = {"identities": task.description["identities"], "test_crops": task.description["test_crops"],
                     **_figures(result, {"top1": task.description["chance"]["majority"], **result.chance})}
-    settings["quick"] = {"protocol": "val+test (the demo's audit)", "figures": quick, "context": _context("quick")}
+    attributes = attribute_task(frames, config)
+    floor = summarise(attribute_predictions(attributes, (int(w), int(h)), config), config, attributes.table.names)
+    settings["quick"] = {"protocol": "val+test (the demo's audit)", "figures": quick, "context": _context("quick"),
+                         "attributes": {"train_crops": int((attributes.crops.split == "train").sum()),
+                                        "test_crops": floor.test_crops, "groups": floor.groups,
+                                        "mA": {"value": round(floor.worst_case.value, 4),
+                                               "interval": [round(x, 4) for x in floor.worst_case.interval]},
+                                        "winner": floor.winner,
+                                        "per_attacker_mA": {n: round(a.main.value, 4)
+                                                            for n, a in floor.per_attacker.items()},
+                                        "per_attribute": floor.per_attribute}}
 
     # the cross-fitted protocol: each fold's test split, pooled (cross_fit_audit's tasks)
     crossed = replace(config, reid_splits=("test",), tracking_split="test")
@@ -112,8 +128,9 @@ def main() -> None:
                              "context": _context("cross_fit")}
 
     write_json(args.out, {
-        "what": "identity from the detector's boxes alone (no pixels): the floor under every transform that keeps "
-                "the detector working. Worst case of box_knn and box_logistic (veil.audit.geometry); 95 % "
+        "what": "identity (and, on the quick protocol, attributes) from the detector's boxes alone (no pixels): the "
+                "floor under every transform that keeps the detector working. Worst case of the geometry "
+                "attackers (veil.audit.geometry); 95 % "
                 "cluster-bootstrap intervals over test identities. 'context' holds recorded pixel-attack figures "
                 "on the same protocol, from separate runs (not paired).",
         "dataset": str(args.dataset), "preset": args.preset, "bootstrap": config.bootstrap,

@@ -101,3 +101,26 @@ def test_fusion_adds_the_boxes_evidence_to_every_pixel_attacker():
     assert result.worst_case.value == 1.0 and "auc" in result.figures
     # without scores (an attacker that gives none) nothing is fused
     assert fuse(Predictions("identity", truth, truth, {"x": [truth]}, {"x": {}}), boxes).pred.keys() == {"x"}
+
+
+def test_the_attribute_floor_finds_attributes_that_belong_to_a_place_and_not_random_ones():
+    # the attribute floor: "upper" follows the person's lane (a place in the frame, as a coloured floor
+    # behind the legs would), "coin" is a coin flip per crop; one attribute is constant in training
+    from veil.audit.geometry import attribute_predictions
+    from veil.audit.labels import AttributeTask
+    from veil.data.attributes import AttributeTable
+
+    rng = np.random.default_rng(3)
+    t = walkers(rng, 8, 40, True)
+    n = len(t.crops.identity)
+    values = np.stack([(t.crops.identity >= 4).astype(int), rng.integers(0, 2, n), np.zeros(n, int)], 1)
+    attributes = AttributeTask(t.crops, AttributeTable(["upper", "coin", "never"], values), "pseudo",
+                               t.crops.identity[t.crops.split == "test"], [])
+    config = AuditConfig(seeds=2, bootstrap=200)
+    p = attribute_predictions(attributes, (640, 480), config)
+    assert set(p.pred) == set(ATTACKERS) and p.pred["box_knn"][0].shape == (len(p.truth), 3)
+    result = summarise(p, config, ["upper", "coin", "never"])
+    assert result.per_attribute["upper"] > 0.95  # the boxes alone predict an attribute of a place
+    assert 0.3 < result.per_attribute["coin"] < 0.7  # and nothing about a coin flip
+    assert "never" not in result.per_attribute  # no positive test crop: undefined, left out as mA leaves it
+    assert (p.pred["box_logistic"][0][:, 2] == 0).all()  # the constant is predicted as it was seen

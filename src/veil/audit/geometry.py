@@ -28,10 +28,10 @@ import numpy as np
 from veil.audit.attacks import Predictions
 from veil.audit.config import AuditConfig
 from veil.audit.figures import Scores
-from veil.audit.labels import IdentityTask
+from veil.audit.labels import AttributeTask, IdentityTask
 from veil.audit.report import BOXES
 
-__all__ = ["BOXES", "ATTACKERS", "box_features", "box_predictions", "fit_predict"]
+__all__ = ["BOXES", "ATTACKERS", "attribute_predictions", "box_features", "box_predictions", "fit_predict"]
 ATTACKERS = ("box_knn", "box_logistic", "size_knn", "size_logistic")
 _COLUMNS = {"box": [0, 1, 2, 3], "size": [2, 3]}
 
@@ -82,3 +82,26 @@ def box_predictions(task: IdentityTask, frame_size: tuple[int, int], config: Aud
         what = "box centre x, y, width, height" if name.startswith("box") else "box width, height"
         budgets[name] = {"model": name, "features": f"{what} (fractions of the frame)", "fits": 1}
     return Predictions("identity", truth, truth, pred, budgets, scores, crops.identity[train])
+
+
+def attribute_predictions(task: AttributeTask, frame_size: tuple[int, int], config: AuditConfig) -> Predictions:
+    """The same four classifiers on the attributes, one per attribute, fitted on the attacker-train crops'
+    boxes: the attribute floor. In a short clip an attribute can belong to a place as much as to a person (a
+    colour read inside the box may be the floor behind the legs), and then the boxes alone predict it."""
+    crops = task.crops
+    train, test = crops.split == "train", crops.split == "test"
+    x, y = box_features(crops.box, frame_size), np.asarray(task.table.values)
+    pred, budgets = {}, {}
+    for name in ATTACKERS:
+        cols = _COLUMNS[name.split("_")[0]]
+        columns = []
+        for j in range(y.shape[1]):
+            seen = np.unique(y[train, j])
+            # an attribute with one value in the attacker-train crops: predict that value (what can be learned)
+            columns.append(np.full(int(test.sum()), seen[0] if len(seen) else 0) if len(seen) < 2
+                           else _model(name).fit(x[train][:, cols], y[train, j]).predict(x[test][:, cols]))
+        pred[name] = [np.stack(columns, 1) if columns else np.zeros((int(test.sum()), 0))] * config.seeds
+        what = "box centre x, y, width, height" if name.startswith("box") else "box width, height"
+        budgets[name] = {"model": name, "features": f"{what} (fractions of the frame), one fit per attribute",
+                         "fits": y.shape[1]}
+    return Predictions("attributes", y[test], task.groups, pred, budgets)
