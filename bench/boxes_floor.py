@@ -33,7 +33,7 @@ from veil.audit.frames import AuditFrames
 from veil.audit.geometry import attribute_predictions, box_predictions
 from veil.audit.labels import attribute_task
 from veil.audit.protocols.registry import PROTOCOLS
-from veil.audit.report import IDENTITY_FIGURES, TaskResult, load_report
+from veil.audit.report import IDENTITY_FIGURES, Figure, TaskResult, load_report
 from veil.data.sources import cache_dir
 from veil.io import read_json, write_json
 
@@ -45,14 +45,16 @@ CONTEXT = {"quick": ("levers-bottleneck-cpu-seed0", {"original": "original", "mo
                                                        "mobilenet_ae (cpu recipe)": "obfuscator"})}
 
 
+def _rounded(f: Figure) -> dict:
+    return {"value": round(f.value, 4), "interval": [round(x, 4) for x in f.interval]}
+
+
 def _figures(result: TaskResult, chance: dict[str, float]) -> dict:
-    out = {"top1": {"value": round(result.worst_case.value, 4),
-                    "interval": [round(x, 4) for x in result.worst_case.interval]},
+    out = {"top1": _rounded(result.worst_case),
            "per_attacker_top1": {n: round(a.main.value, 4) for n, a in result.per_attacker.items()}}
     for figure in IDENTITY_FIGURES:
         if figure in result.figures and figure != "top1":
-            f = result.figures[figure]
-            out[figure] = {"value": round(f.value, 4), "interval": [round(x, 4) for x in f.interval]}
+            out[figure] = _rounded(result.figures[figure])
     out["chance"] = {k: round(v, 4) for k, v in (chance or result.chance).items()}
     return out
 
@@ -72,8 +74,7 @@ def _context(setting: str) -> dict:
                               **({"auc": round(t.figures["auc"].value, 4)} if "auc" in t.figures else {}),
                               "relative_ap": round(m.relative_ap, 4)} for p, t in m.identity.items()}
             if m.attributes is not None:
-                out[label]["attributes_mA"] = {"value": round(m.attributes.worst_case.value, 4),
-                                               "interval": [round(x, 4) for x in m.attributes.worst_case.interval]}
+                out[label]["attributes_mA"] = _rounded(m.attributes.worst_case)
     return out
 
 
@@ -102,8 +103,7 @@ def main() -> None:
     settings["quick"] = {"protocol": "val+test (the demo's audit)", "figures": quick, "context": _context("quick"),
                          "attributes": {"train_crops": int((attributes.crops.split == "train").sum()),
                                         "test_crops": floor.test_crops, "groups": floor.groups,
-                                        "mA": {"value": round(floor.worst_case.value, 4),
-                                               "interval": [round(x, 4) for x in floor.worst_case.interval]},
+                                        "mA": _rounded(floor.worst_case),
                                         "winner": floor.winner,
                                         "per_attacker_mA": {n: round(a.main.value, 4)
                                                             for n, a in floor.per_attacker.items()},

@@ -56,6 +56,12 @@ def _model(name: str):
     return make_pipeline(StandardScaler(), head)
 
 
+def _described(name: str, fits: int, per: str = "") -> dict:
+    """A geometry attacker's budget: its model and the box features it reads."""
+    what = "box centre x, y, width, height" if name.startswith("box") else "box width, height"
+    return {"model": name, "features": f"{what} (fractions of the frame){per}", "fits": fits}
+
+
 def fit_predict(name: str, train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarray) -> tuple[np.ndarray, Scores]:
     """One geometry attacker: fit on the train boxes' features (all four, or the size), return the test predictions and
     the class scores of test (queries) and train (gallery) crops, as the pixel attackers do."""
@@ -79,8 +85,7 @@ def box_predictions(task: IdentityTask, frame_size: tuple[int, int], config: Aud
         labels, s = fit_predict(name, x[train], crops.identity[train], x[test])
         pred[name] = [labels] * config.seeds
         scores[name] = [s] * config.seeds
-        what = "box centre x, y, width, height" if name.startswith("box") else "box width, height"
-        budgets[name] = {"model": name, "features": f"{what} (fractions of the frame)", "fits": 1}
+        budgets[name] = _described(name, 1)
     return Predictions("identity", truth, truth, pred, budgets, scores, crops.identity[train])
 
 
@@ -93,15 +98,12 @@ def attribute_predictions(task: AttributeTask, frame_size: tuple[int, int], conf
     x, y = box_features(crops.box, frame_size), np.asarray(task.table.values)
     pred, budgets = {}, {}
     for name in ATTACKERS:
-        cols = _COLUMNS[name.split("_")[0]]
         columns = []
         for j in range(y.shape[1]):
             seen = np.unique(y[train, j])
             # an attribute with one value in the attacker-train crops: predict that value (what can be learned)
             columns.append(np.full(int(test.sum()), seen[0] if len(seen) else 0) if len(seen) < 2
-                           else _model(name).fit(x[train][:, cols], y[train, j]).predict(x[test][:, cols]))
+                           else fit_predict(name, x[train], y[train, j], x[test])[0])
         pred[name] = [np.stack(columns, 1) if columns else np.zeros((int(test.sum()), 0))] * config.seeds
-        what = "box centre x, y, width, height" if name.startswith("box") else "box width, height"
-        budgets[name] = {"model": name, "features": f"{what} (fractions of the frame), one fit per attribute",
-                         "fits": y.shape[1]}
+        budgets[name] = _described(name, y.shape[1], ", one fit per attribute")
     return Predictions("attributes", y[test], task.groups, pred, budgets)

@@ -341,12 +341,11 @@ class Trainer:
         if not path.is_file():
             return False
         tensors, meta = load_checkpoint(path)
-        changed = _changes(meta, path, self.config, self.world_size)
+        saved, changed = _changes(meta, path, self.config, self.world_size)
         if changed:
             raise VeilError(f"cannot resume {self.run_dir}: it was trained with other settings "
                             f"({'; '.join(changed)}); resume with the same ones, or train into another --out")
-        saved_epochs = TrainConfig.from_dict(meta["config"]).epochs
-        self.config.epochs = max(self.config.epochs, saved_epochs) if saved_epochs else self.config.epochs
+        self.config.epochs = max(self.config.epochs, saved.epochs) if saved.epochs else self.config.epochs
         load_into(self.obfuscator, take("obfuscator", tensors), "obfuscator", path)
         self.opt_o.load_state_dict(unflatten_optimizer("opt_o", tensors, meta["opt_o"]))
         if meta.get("scaler_o"):
@@ -377,14 +376,16 @@ class Trainer:
             dist.destroy_process_group()
 
 
-def _changes(meta: dict, path: Path, config: TrainConfig, world_size: int) -> list[str]:
-    """What a resume from the checkpoint ``meta`` (read from ``path``) would change: none may change."""
+def _changes(meta: dict, path: Path, config: TrainConfig, world_size: int) -> tuple[TrainConfig, list[str]]:
+    """The saved config of the checkpoint ``meta`` (read from ``path``), and what a resume from it would
+    change: none may change."""
     if meta.get("kind") != "resume":
         raise VeilError(f"{path} is not a resumable training checkpoint")
-    changed = TrainConfig.from_dict(meta["config"]).differences(config)
+    saved = TrainConfig.from_dict(meta["config"])
+    changed = saved.differences(config)
     if meta.get("world_size", 1) != world_size:
         changed.append(f"processes {meta.get('world_size', 1)} -> {world_size}")
-    return changed
+    return saved, changed
 
 
 def changed_settings(run_dir: Path, config: TrainConfig, world_size: int = 1) -> list[str]:
@@ -393,7 +394,7 @@ def changed_settings(run_dir: Path, config: TrainConfig, world_size: int = 1) ->
     path = run_dir / "last.safetensors"
     if not path.is_file() or not path.with_suffix(".json").is_file():
         return []
-    return _changes(read_json(path.with_suffix(".json")), path, config, world_size)
+    return _changes(read_json(path.with_suffix(".json")), path, config, world_size)[1]
 
 
 def has_regulariser(obfuscator: torch.nn.Module) -> TypeGuard[Obfuscator]:
