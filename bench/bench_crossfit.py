@@ -28,7 +28,7 @@ import torch
 from common import attribute_leaks, dataset_detector
 
 from veil.audit.crossfit import cross_fit_audit
-from veil.audit.report import IDENTITY_FIGURES, AuditReport
+from veil.audit.report import IDENTITY_FIGURES, AuditReport, Difference
 from veil.audit.verdict import verdict
 from veil.data.sources import cache_dir
 from veil.io import write_json
@@ -42,6 +42,14 @@ TARGETS = {"paired_difference_width_max": 0.15, "original_width_max": 0.25}
 
 def _width(interval: tuple[float, float]) -> float:
     return round(interval[1] - interval[0], 4)
+
+
+def _diff(d: Difference | None) -> dict:
+    """A paired difference as JSON fields (none where the verdict had no paired difference)."""
+    if d is None:
+        return {}
+    return {"difference": round(d.value, 4), "difference_interval": [round(x, 4) for x in d.interval],
+            "difference_width": _width(d.interval), "detectable": round(d.detectable or 0.0, 4)}
 
 
 def widths(report: AuditReport) -> dict:
@@ -62,11 +70,7 @@ def widths(report: AuditReport) -> dict:
                 entry["vs_original"] = o.vs_original
                 entry["baselines"] = {
                     b: {"identity": round(c.identity, 4), "relative_ap": round(c.relative_ap, 4),
-                        "obfuscator_is": c.obfuscator_is,
-                        **({"difference": round(c.difference.value, 4),
-                            "difference_interval": [round(x, 4) for x in c.difference.interval],
-                            "difference_width": _width(c.difference.interval),
-                            "detectable": round(c.difference.detectable or 0.0, 4)} if c.difference else {})}
+                        "obfuscator_is": c.obfuscator_is, **_diff(c.difference)}
                     for b, c in o.baselines.items()}
                 outcomes = [c["obfuscator_is"] for c in entry["baselines"].values()]
                 entry["obfuscator_is"] = {o: outcomes.count(o) for o in ("better", "not distinguishable", "worse")}
@@ -104,6 +108,23 @@ def worst_cases(report: AuditReport, figure: str) -> dict:
                 "strongest_seed_dependent": None if top is None else {
                     "attacker": top, "value": round(seeded[top][0].value, 4), "seed_spread": round(seeded[top][1], 4)}}
     return out
+
+
+def attribute_verdict(report: AuditReport) -> dict | None:
+    """The verdict on attribute mA: the floor (boxes alone), the original, the obfuscator, and the obfuscator
+    against the floor and every baseline, each with its paired difference."""
+    v = report.verdict.attributes if report.verdict else None
+    if v is None:
+        return None
+    o = v.obfuscator
+    return {"original": round(v.original_mA, 4),
+            "boxes_only": None if v.boxes_mA is None else round(v.boxes_mA, 4),
+            "boxes_only_interval": None if v.boxes_interval is None else [round(x, 4) for x in v.boxes_interval],
+            "obfuscator": round(o.value, 4), "obfuscator_interval": [round(x, 4) for x in o.interval],
+            "joined_with_floor": bool(report.config.get("fuse_boxes")),
+            "vs_boxes": {"obfuscator_is": o.vs_boxes, **_diff(o.boxes_difference)},
+            "baselines": {b: {"obfuscator_is": outcome, **_diff(o.differences.get(b))}
+                          for b, outcome in o.baselines.items()}}
 
 
 def main() -> None:
@@ -169,6 +190,8 @@ def main() -> None:
         "summary": report.verdict.summary if report.verdict else [],
         # which attributes the strongest attacker still reads, hue against luminance (issue 18's mA target)
         "attributes": attribute_leaks(report),
+        # mA's verdict, the attribute floor included (with fuse_boxes its attackers are in every worst case)
+        "attribute_verdict": attribute_verdict(report),
     }
     write_json(args.out or RESULTS / f"{name}.json", result)
     for figure, protocols in result["figures"].items():

@@ -130,6 +130,34 @@ def test_another_headline_figure_re_pools_the_stored_folds(cross_fitted):
     assert v.protocols["reid"].original == report.identity("original", "reid", "mAP").value
 
 
+def test_a_fold_stored_before_the_attribute_floor_gets_it_without_a_re_audit(cross_fitted):
+    import json
+
+    import numpy as np
+
+    from veil.audit import fold_store
+    from veil.audit.report import BOXES
+
+    report, out, _, args = cross_fitted
+    floor = report.method(BOXES).attributes
+    assert floor is not None  # a fresh audit measures the attribute floor
+    for path in sorted((out / "folds").glob("fold*/pooled-inputs.npz")):  # as a store written before it existed
+        with np.load(path, allow_pickle=False) as z:
+            key = json.loads(str(z["layout"]))["key"]
+        stored = fold_store.load(path, key)
+        assert stored is not None
+        raw, n_ap, grid = stored
+        del raw[BOXES]["attributes"]
+        fold_store.save(path, key, raw, n_ap, grid)
+    again = veil(*args)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.count("finished before, read back") == 2  # no fold audited again
+    assert again.stdout.count("adding the attribute floor") == 2
+    assert load_report(out).method(BOXES).attributes == floor  # the same figures as the fresh audit's
+    third = veil(*args)  # the stores were completed: nothing is added twice
+    assert third.returncode == 0 and "adding the attribute floor" not in third.stdout
+
+
 def test_the_fit_cache_key_changes_with_every_setting_that_changes_a_fit_and_only_those():
     """Widening an audit (more baselines, protocols, attackers or seeds, another headline) must read back
     every fit already made; any other setting (crops, budget, codec, ...) must fit again."""

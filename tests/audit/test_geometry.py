@@ -124,3 +124,33 @@ def test_the_attribute_floor_finds_attributes_that_belong_to_a_place_and_not_ran
     assert 0.3 < result.per_attribute["coin"] < 0.7  # and nothing about a coin flip
     assert "never" not in result.per_attribute  # no positive test crop: undefined, left out as mA leaves it
     assert (p.pred["box_logistic"][0][:, 2] == 0).all()  # the constant is predicted as it was seen
+
+
+def test_the_attribute_floor_joins_the_pixel_attackers_and_the_worst_case_never_reads_below_it():
+    from veil.audit.attacks import Predictions, with_floor
+    from veil.audit.geometry import attribute_predictions
+    from veil.audit.labels import AttributeTask
+    from veil.data.attributes import AttributeTable
+    from veil.errors import VeilError
+
+    rng = np.random.default_rng(4)
+    t = walkers(rng, 8, 40, True)
+    n = len(t.crops.identity)
+    test = t.crops.split == "test"
+    values = np.stack([(t.crops.identity >= 4).astype(int), rng.integers(0, 2, n)], 1)
+    attributes = AttributeTask(t.crops, AttributeTable(["upper", "coin"], values), "pseudo", t.crops.identity[test], [])
+    config = AuditConfig(seeds=2, bootstrap=200)
+    floor = attribute_predictions(attributes, (640, 480), config)
+    truth = values[test]
+    blind = np.zeros_like(truth)  # a pixel attacker that learned nothing: predicts 0 everywhere
+    pixels = Predictions("attributes", truth, floor.groups, {"blind": [blind, blind]}, {"blind": {}})
+    joined = with_floor(pixels, floor)
+    assert set(joined.pred) == {"blind", *ATTACKERS}
+    alone, both = summarise(pixels, config), summarise(joined, config)
+    assert alone.worst_case.value == pytest.approx(0.5)  # balanced accuracy of a constant
+    assert both.worst_case.value >= summarise(floor, config).worst_case.value > 0.7
+    assert both.worst_case.paired is not None and both.worst_case.paired.resample == alone.worst_case.paired.resample
+    with pytest.raises(VeilError, match="other crops"):  # other crops cannot be joined
+        with_floor(Predictions("attributes", truth[:-1], floor.groups[:-1], {"b": [blind[:-1]] * 2}, {"b": {}}), floor)
+    with pytest.raises(VeilError, match="both pixel and geometry"):
+        with_floor(Predictions("attributes", truth, floor.groups, {"box_knn": [blind] * 2}, {}), floor)

@@ -143,7 +143,7 @@ def test_verdict_speaks_in_intervals(audit):
         assert v.original == report.identity("original", protocol, "auc").value
     # the floor: the boxes alone, paired with the original and the obfuscator on the same resamples
     floor = report.method("boxes only")
-    assert floor.kind == "floor" and floor.relative_ap == 1.0 and floor.attributes is None
+    assert floor.kind == "floor" and floor.relative_ap == 1.0
     for protocol, v in report.verdict.protocols.items():
         assert set(floor.identity[protocol].per_attacker) == {"box_knn", "box_logistic", "size_knn", "size_logistic"}
         assert v.boxes == floor.identity[protocol].figure("auc").value and v.boxes_interval is not None
@@ -151,9 +151,23 @@ def test_verdict_speaks_in_intervals(audit):
         assert v.obfuscator is not None and v.obfuscator.vs_boxes in outcomes
         d = v.obfuscator.boxes_difference
         assert d is not None and d.value == pytest.approx(v.obfuscator.value - v.boxes, abs=1e-4)
+    # the attribute floor: the boxes alone on the attributes; with fuse_boxes (TINY) its four attackers join every
+    # method's attribute attackers, so no worst case reads below it, seed by seed
+    geometry = {"box_knn", "box_logistic", "size_knn", "size_logistic"}
+    assert floor.attributes is not None and set(floor.attributes.per_attacker) == geometry
+    for name, m in report.methods.items():
+        if m.attributes is not None and m.kind != "floor":
+            assert geometry < set(m.attributes.per_attacker), name
+            assert all(x >= y - 1e-9 for x, y in zip(m.attributes.worst_case.per_seed,
+                                                      floor.attributes.worst_case.per_seed)), name
+    a = report.verdict.attributes
+    assert a is not None and a.boxes_mA == floor.attributes.worst_case.value
+    assert a.obfuscator.vs_boxes in {"worse", "not distinguishable"}  # joined: it cannot be below the floor
+    d = a.obfuscator.boxes_difference
+    assert d is not None and d.value == pytest.approx(a.obfuscator.value - a.boxes_mA, abs=1e-4)
     # the plain-language summary names every baseline with its numbers, and the audit's size
     text = " ".join(report.verdict.summary)
-    assert "boxes alone" in text and "boxes-only floor" in text
+    assert "boxes alone" in text and "boxes-only floor" in text and "attribute floor" in text
     assert "identities" in text and "quick audit" in text
     for b in ("gaussian_blur", "detect_mask"):
         assert f"{b} (rel. AP" in text

@@ -211,6 +211,20 @@ def fuse(pixels: Predictions, boxes: Predictions, reference: str = "box_logistic
     return replace(pixels, pred=pred, scores=scores, budgets=budgets)
 
 
+def with_floor(pixels: Predictions, boxes: Predictions) -> Predictions:
+    """The attribute attack the cloud operator can make: every pixel attacker, and beside them the geometry
+    attackers of the attribute floor (``veil.audit.geometry.attribute_predictions``), fitted on the same
+    attacker-train crops' boxes. Attribute attackers give labels, not scores, so nothing is multiplied as
+    :func:`fuse` does for identity: the worst case is taken over both sets, and never reads below what the
+    boxes alone predict."""
+    if not np.array_equal(pixels.truth, boxes.truth):
+        raise VeilError("the attribute floor was fitted on other crops than the pixel attackers; cannot join them")
+    clash = set(pixels.pred) & set(boxes.pred)
+    if clash:
+        raise VeilError(f"attacker name(s) {', '.join(sorted(clash))} are both pixel and geometry attackers")
+    return replace(pixels, pred={**pixels.pred, **boxes.pred}, budgets={**pixels.budgets, **boxes.budgets})
+
+
 def _figure(point: np.ndarray, replicates: np.ndarray, level: float) -> Figure:
     """Mean over seeds, its interval, and the per-seed spread; ``point``: (S,), ``replicates``: (B, S)."""
     lo, hi = percentile_interval(replicates.mean(1), level)
@@ -308,7 +322,8 @@ def attack(frames: torch.Tensor, identity: dict[str, IdentityTask], attributes: 
            config: AuditConfig, pool: Executor | None = None, cache: Path | None = None,
            boxes: dict[str, Predictions] | None = None) -> Attacked:
     """Every task's figures on one method's uint8 frames (the audit's frame table, transformed).
-    ``boxes``: per protocol, the boxes-only attack to fuse every identity attacker with (:func:`fuse`)."""
+    ``boxes``: per protocol, the boxes-only attack to fuse every identity attacker with (:func:`fuse`), and
+    under "attributes" the attribute floor, whose attackers join the pixel attackers' (:func:`with_floor`)."""
     out = Attacked({}, None, {})
     for protocol, task in identity.items():
         test = task.crops.split == "test"
@@ -320,5 +335,7 @@ def attack(frames: torch.Tensor, identity: dict[str, IdentityTask], attributes: 
     if attributes is not None:
         p = run_attackers(frames, attributes.crops, attributes.table.values, attributes.groups, "attributes", config,
                           pool, cache / "attributes" if cache is not None else None)
+        if boxes is not None and "attributes" in boxes:
+            p = with_floor(p, boxes["attributes"])
         out.attributes, out.raw["attributes"] = summarise(p, config, attributes.table.names), p
     return out

@@ -26,11 +26,12 @@ import numpy as np
 import torch
 
 from veil.audit import fold_store
-from veil.audit.attacks import Predictions, attack_pool, pool, summarise
+from veil.audit.attacks import Predictions, attack_pool, pool, summarise, with_floor
 from veil.audit.config import AuditConfig, resolve
 from veil.audit.measure import baselines_of
 from veil.audit.prepare import Clock, prepare
 from veil.audit.report import (
+    BOXES,
     AttributeLabels,
     AuditReport,
     Chance,
@@ -197,6 +198,8 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
         if done is not None:
             say(f"fold {fold.index + 1}/{folds}: finished before, read back")
             raw, n_ap, fold_grid = done
+            if _add_attribute_floor(raw, ds, detector, config, say):
+                fold_store.save(work / FOLD_STORE, key, raw, n_ap, fold_grid)
             reports.append(load_report(work))
             raws.append(raw)
             ap_frames.append(n_ap)
@@ -227,6 +230,24 @@ def cross_fit_audit(dataset_dir: str | Path, recipe: TrainConfig, out_dir: str |
         identities={p: d.identities for p, d in pooled.labels.identity.items()},
         test_crops={p: d.test_crops for p, d in pooled.labels.identity.items()})
     return finish(pooled, grid, config, clock, out_dir, say)
+
+
+def _add_attribute_floor(raw: dict[str, dict[str, Predictions]], dataset: Path, detector: FrozenDetector,
+                         config: AuditConfig, say: Callable[[str], None]) -> bool:
+    """A fold stored before the attribute floor existed (veil.audit.geometry.attribute_predictions) gets it
+    from its own labels, in seconds and with no attacker fit, instead of a re-audit: the floor's attribute
+    predictions and, with ``fuse_boxes``, its attackers beside every method's (as a fresh audit joins them).
+    False when the fold has it already (or measured no attributes)."""
+    if BOXES not in raw or "attributes" in raw[BOXES] or "attributes" not in raw.get("original", {}):
+        return False
+    say("adding the attribute floor to a fold stored before it existed")
+    floor = prepare(dataset, detector, config, None, say).boxes()["attributes"]
+    raw[BOXES]["attributes"] = floor
+    if config.fuse_boxes:
+        for method, tasks in raw.items():
+            if method != BOXES and "attributes" in tasks:
+                tasks["attributes"] = with_floor(tasks["attributes"], floor)
+    return True
 
 
 def _pooled_method(name: str, reports: list[AuditReport], raws: list[dict], weights: np.ndarray,

@@ -18,7 +18,9 @@ The method they make, ``boxes only``, is the floor of the audit: an obfuscator m
 floor leaks nothing its utility does not already give away; the original frames' lead over it is
 what appearance adds. The cloud holds the boxes and the obfuscated pixels together: with
 ``AuditConfig.fuse_boxes`` (on in the strong and full presets) every identity attacker is also
-fused with ``box_logistic`` (``veil.audit.attacks.fuse``), so the worst case covers that adversary.
+fused with ``box_logistic`` (``veil.audit.attacks.fuse``), and the attribute floor's four attackers
+join every method's attribute attackers (``veil.audit.attacks.with_floor``), so the worst case covers
+that adversary on both tasks.
 """
 
 from __future__ import annotations

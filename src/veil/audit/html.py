@@ -170,8 +170,8 @@ Each cell gives the paired difference (points) and, after "detectable", the smal
 {% if e.obfuscator %}<td>{{ ci(e.obfuscator.value, e.obfuscator.interval) }}</td><td class="l">{{ e.obfuscator.vs_chance }}</td>
 <td class="l {{ cls(e.obfuscator.vs_boxes) }}">{{ e.obfuscator.vs_boxes or "-" }}{% if e.obfuscator.boxes_difference %}<br><small>{{ diff(e.obfuscator.boxes_difference) }}</small>{% endif %}</td>
 {% for b, c in e.obfuscator.baselines.items() %}<td class="l {{ cls(c.obfuscator_is) }}">{{ c.obfuscator_is }} ({{ ci(c.identity, c.interval) }}){% if c.difference %}<br><small>{{ diff(c.difference) }}</small>{% endif %}</td>{% endfor %}{% endif %}</tr>{% endfor %}
-{% if v.attributes %}{% set a = v.attributes.obfuscator %}<tr><td class="l">attributes (mA)</td><td>{{ pct(r.chance.attributes.mA) }}</td><td>{{ pct(v.attributes.original_mA) }}</td><td></td><td>-</td>
-<td>{{ ci(a.value, a.interval) }}</td><td></td><td>-</td>{% for b in r.baselines %}<td class="l {{ cls(a.baselines.get(b)) }}">{{ a.baselines.get(b, "-") }}{% if a.differences.get(b) %}<br><small>{{ diff(a.differences[b]) }}</small>{% endif %}</td>{% endfor %}</tr>{% endif %}
+{% if v.attributes %}{% set a = v.attributes.obfuscator %}<tr><td class="l">attributes (mA)</td><td>{{ pct(r.chance.attributes.mA) }}</td><td>{{ pct(v.attributes.original_mA) }}</td><td></td><td>{% if v.attributes.boxes_mA is not none %}{{ ci(v.attributes.boxes_mA, v.attributes.boxes_interval) }}{% else %}-{% endif %}</td>
+<td>{{ ci(a.value, a.interval) }}</td><td></td><td class="l {{ cls(a.vs_boxes) }}">{{ a.vs_boxes or "-" }}{% if a.boxes_difference %}<br><small>{{ diff(a.boxes_difference) }}</small>{% endif %}</td>{% for b in r.baselines %}<td class="l {{ cls(a.baselines.get(b)) }}">{{ a.baselines.get(b, "-") }}{% if a.differences.get(b) %}<br><small>{{ diff(a.differences[b]) }}</small>{% endif %}</td>{% endfor %}</tr>{% endif %}
 </table>
 {% if v.obfuscator %}<p>Obfuscator relative AP {{ pct(v.obfuscator_relative_ap) }}.
 {% if r.sweep %}Baselines are compared at matched utility; every baseline calibrated within {{ "%.0f"|format(100 * r.config.ap_tolerance) }} AP points of the obfuscator:

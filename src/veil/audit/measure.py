@@ -119,14 +119,17 @@ def measure_original(audit: Audit, grid_pos: int, say: Callable[[str], None]) ->
 
 
 def measure_boxes(audit: Audit) -> MethodResult:
-    """The floor: identity from the boxes alone (``veil.audit.geometry``), which the cloud's
-    detector outputs whatever the frames; its utility is the detector's own, relative AP 1."""
+    """The floor: identity and attributes from the boxes alone (``veil.audit.geometry``), which the
+    cloud's detector outputs whatever the frames; its utility is the detector's own, relative AP 1."""
     with audit.clock.stage("attacks"):
         raw = audit.boxes()
     if audit.raw is not None:
         audit.raw[BOXES] = dict(raw)
+    attributes = raw.get("attributes")
     return MethodResult(kind="floor", person_ap=audit.ap_original, relative_ap=1.0,
-                        identity={p: summarise(pred, audit.config) for p, pred in raw.items()})
+                        identity={p: summarise(pred, audit.config) for p, pred in raw.items() if p != "attributes"},
+                        attributes=None if attributes is None else summarise(attributes, audit.config,
+                                                                             audit.attributes.table.names))
 
 
 def measure_obfuscator(audit: Audit, name: str, obfuscator: nn.Module, grid_pos: int,

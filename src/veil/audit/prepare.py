@@ -21,7 +21,7 @@ from veil.audit.attacks import Predictions, attack
 from veil.audit.config import AuditConfig
 from veil.audit.fit_cache import slug
 from veil.audit.frames import AuditFrames, FrameView, Transform, evenly, transform_frames
-from veil.audit.geometry import box_predictions
+from veil.audit.geometry import attribute_predictions, box_predictions
 from veil.audit.labels import AttributeTask, IdentityTask, attribute_task
 from veil.audit.protocols import PROTOCOLS
 from veil.audit.report import Kind, MethodResult
@@ -86,11 +86,14 @@ class Audit:
     _boxes: dict[str, Predictions] | None = None
 
     def boxes(self) -> dict[str, Predictions]:
-        """The boxes-only attack on every identity protocol (veil.audit.geometry), made once."""
+        """The boxes-only attack (veil.audit.geometry), made once: on every identity protocol, and on the
+        attributes under the key "attributes" (the attribute floor), as a method's attacks are keyed."""
         if self._boxes is None:
             height, width = self.frames.view.images.shape[-2:]
-            self._boxes = {p: box_predictions(task, (int(width), int(height)), self.config)
-                           for p, task in self.identity.items()}
+            size = (int(width), int(height))
+            self._boxes = {p: box_predictions(task, size, self.config) for p, task in self.identity.items()}
+            if self.attributes is not None:
+                self._boxes["attributes"] = attribute_predictions(self.attributes, size, self.config)
         return self._boxes
 
     @property

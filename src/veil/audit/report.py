@@ -306,6 +306,9 @@ class AttributeVerdict(_Model):
     vs_original: Outcome
     baselines: dict[str, Outcome] = Field(default_factory=dict)
     differences: dict[str, Difference | None] = Field(default_factory=dict)
+    #: against the attribute floor (the boxes alone): "worse" = more attributes than the boxes alone give
+    vs_boxes: Outcome | None = None
+    boxes_difference: Difference | None = None
 
 
 class ObfuscatorVerdict(_Model):
@@ -333,6 +336,9 @@ class ProtocolSummary(_Model):
 class AttributeSummary(_Model):
     original_mA: float
     obfuscator: AttributeVerdict
+    #: the attribute floor: mA from the detector's boxes alone (veil.audit.geometry), where measured
+    boxes_mA: float | None = None
+    boxes_interval: tuple[float, float] | None = None
 
 
 class PairRow(_Model):

@@ -96,6 +96,11 @@ def _baseline_methods(report: AuditReport) -> dict[str, MethodResult]:
     return {b: report.methods[report.matched(b)] for b in report.baselines if report.matched(b) in report.methods}
 
 
+def _attribute_floor(report: AuditReport) -> Figure | None:
+    """The boxes-only method's attribute mA (the attribute floor), where the report has it."""
+    return report.attributes(BOXES) if BOXES in report.methods else None
+
+
 def obfuscator_verdict(report: AuditReport, name: str, figure: str = "top1") -> ObfuscatorVerdict:
     """One obfuscator against chance, the original frames and every baseline, per protocol (on
     the identity ``figure``) and for attribute mA."""
@@ -130,9 +135,11 @@ def obfuscator_verdict(report: AuditReport, name: str, figure: str = "top1") -> 
             if m.attributes is not None:
                 by_baseline[b], d = judge(mine, m.attributes.worst_case)
                 diffs[b] = _rounded(d)
+        floor = _attribute_floor(report)
+        vs_boxes, d_boxes = judge(mine, floor) if floor is not None else (None, None)
         attributes = AttributeVerdict(value=mine.value, interval=mine.interval,
                                       vs_original=compare(mine, orig.attributes.worst_case), baselines=by_baseline,
-                                      differences=diffs)
+                                      differences=diffs, vs_boxes=vs_boxes, boxes_difference=_rounded(d_boxes))
     return ObfuscatorVerdict(relative_ap=obf.relative_ap, protocols=protocols, attributes=attributes)
 
 
@@ -190,6 +197,14 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
                          f"[{100 * lo:.1f}, {100 * hi:.1f}] (chance {100 * row.chance:.1f}%). "
                          f"No transform that keeps the detector working can go below this floor; the original "
                          f"frames add {_points(row.original_boxes_difference)} to it.")
+    floor = _attribute_floor(report)
+    if floor is not None:
+        joined = (" Every method's attribute worst case includes these geometry attackers, so none reads below it."
+                  if report.config.get("fuse_boxes") else "")
+        lines.append(f"attributes: the detector's boxes alone predict the attributes at mA {100 * floor.value:.1f}% "
+                     f"[{100 * floor.interval[0]:.1f}, {100 * floor.interval[1]:.1f}] (majority per attribute "
+                     f"{100 * report.chance.attributes.get('mA', 0.5):.1f}%): in a short clip an attribute can "
+                     f"belong to a place as much as to a person.{joined}")
     if v.obfuscator is None:
         return lines
     name, figure = v.obfuscator, v.headline_figure
@@ -208,6 +223,11 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
             word = {"better": "beats", "worse": "loses to", TIE: "ties with"}[c.obfuscator_is]
             lines.append(f"{protocol}: {name} {word} {b} (rel. AP {100 * c.relative_ap:.1f}%): "
                          f"difference {_points(c.difference)}.")
+    mine = v.attributes.obfuscator if v.attributes is not None else None
+    if mine is not None and mine.vs_boxes is not None:
+        where = {"better": "below", "worse": "above", TIE: "not distinguishable from"}[mine.vs_boxes]
+        lines.append(f"attributes: {name}'s worst-case mA is {where} the attribute floor: "
+                     f"{_points(mine.boxes_difference)}.")
     return lines
 
 
@@ -235,7 +255,10 @@ def verdict(report: AuditReport, figure: str = "top1") -> Verdict:
     if first is not None:
         original_ma = report.attributes("original")
         if first.attributes is not None and original_ma is not None:
-            out.attributes = AttributeSummary(original_mA=original_ma.value, obfuscator=first.attributes)
+            ma_floor = _attribute_floor(report)
+            out.attributes = AttributeSummary(original_mA=original_ma.value, obfuscator=first.attributes,
+                                              boxes_mA=ma_floor.value if ma_floor is not None else None,
+                                              boxes_interval=ma_floor.interval if ma_floor is not None else None)
         out.obfuscator = names[0]
         out.obfuscator_relative_ap = first.relative_ap
         out.every_baseline_matched = bool(report.sweep) and all(
