@@ -172,6 +172,10 @@ def multiplicity(pairs: list[PairRow], level: float = 0.95) -> PairsSummary:
                         expected_by_chance=round((1 - level) * len(outcomes), 1))
 
 
+#: where a method sits against a floor (the boxes alone), in words, by the verdict's outcome
+_AGAINST_FLOOR: dict[Outcome, str] = {BETTER: "below", WORSE: "above", TIE: "not distinguishable from"}
+
+
 def _points(d: Difference | None) -> str:
     if d is None:
         return "no paired difference (separate intervals compared)"
@@ -216,7 +220,7 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
         if row.obfuscator is None:
             continue
         if row.obfuscator.vs_boxes is not None:
-            where = {"better": "below", "worse": "above", TIE: "not distinguishable from"}[row.obfuscator.vs_boxes]
+            where = _AGAINST_FLOOR[row.obfuscator.vs_boxes]
             lines.append(f"{protocol}: {name} is {where} the boxes-only floor: "
                          f"{_points(row.obfuscator.boxes_difference)}.")
         for b, c in row.obfuscator.baselines.items():
@@ -225,7 +229,7 @@ def summary(report: AuditReport, v: Verdict) -> list[str]:
                          f"difference {_points(c.difference)}.")
     mine = v.attributes.obfuscator if v.attributes is not None else None
     if mine is not None and mine.vs_boxes is not None:
-        where = {"better": "below", "worse": "above", TIE: "not distinguishable from"}[mine.vs_boxes]
+        where = _AGAINST_FLOOR[mine.vs_boxes]
         lines.append(f"attributes: {name}'s worst-case mA is {where} the attribute floor: "
                      f"{_points(mine.boxes_difference)}.")
     return lines
